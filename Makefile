@@ -1,0 +1,42 @@
+# The workbook's commands. Each one creates the virtual environment first if needed.
+#   make lab        set up and open JupyterLab on the first notebook
+#   make test       set up and run the whole test suite (unit tests + every notebook, fast mode)
+#   make notebooks  (instructors) run every notebook headless in FULL mode into build/notebooks
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch: the CPU build. Where download.pytorch.org is reachable, take it from the CPU index;
+# otherwise (offline mirrors, this project's machines) pip finds the CPU wheel locally.
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.create_connection(('download.pytorch.org', 443), 2); print('--index-url https://download.pytorch.org/whl/cpu')" 2>/dev/null)
+
+.PHONY: setup lab test test-unit test-notebooks notebooks clean-cache
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+
+# Fast mode and a project-local cache, so tests never touch a learner's trained models.
+test: setup
+	COURSE_FAST=1 COURSE_CACHE=$(CURDIR)/.cache/test HF_HUB_OFFLINE=1 \
+		$(BIN)/python -m pytest tests notebooks --nbval-lax --durations=10 -q
+
+test-unit: setup
+	COURSE_FAST=1 COURSE_CACHE=$(CURDIR)/.cache/test HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests -q
+
+test-notebooks: setup
+	COURSE_FAST=1 COURSE_CACHE=$(CURDIR)/.cache/test HF_HUB_OFFLINE=1 \
+		$(BIN)/python -m pytest notebooks --nbval-lax -q
+
+notebooks: setup
+	$(BIN)/python scripts/run_notebooks.py --out build/notebooks
+
+clean-cache:
+	rm -rf .cache/test

@@ -1,0 +1,88 @@
+"""Run-time settings shared by every chapter: fast mode, cache folder, seeds, threads.
+
+Environment variables (all optional):
+
+- ``COURSE_FAST=1``   fast mode: smaller data and fewer training steps, so the test
+  suite stays quick. The notebooks run unchanged; numbers are rougher.
+- ``COURSE_CACHE``    folder for trained models and sweeps (default: the user's cache
+  folder, e.g. ``~/.cache/nlp-compression-workbook``).
+- ``COURSE_THREADS``  CPU threads used by torch and by every latency measurement
+  (default: ``min(4, cpu count)``). The benchmark reports the value it used.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+
+APP_NAME = "nlp-compression-workbook"
+
+
+def fast_mode() -> bool:
+    """True when ``COURSE_FAST`` is set to 1/true/yes (read each call, so tests can flip it)."""
+    return os.environ.get("COURSE_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def pick(full, fast):
+    """Return ``fast`` in fast mode and ``full`` otherwise (e.g. ``pick(3, 1)`` epochs)."""
+    return fast if fast_mode() else full
+
+
+def cache_dir() -> Path:
+    """The folder where trained models, sweeps and quiz progress are kept (created if missing)."""
+    env = os.environ.get("COURSE_CACHE", "").strip()
+    path = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP_NAME))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def num_threads() -> int:
+    """CPU threads for torch and latency measurements (``COURSE_THREADS`` or min(4, cores))."""
+    env = os.environ.get("COURSE_THREADS", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError as exc:
+            raise ValueError(f"COURSE_THREADS must be a whole number, got {env!r}") from exc
+        if value < 1:
+            raise ValueError(f"COURSE_THREADS must be at least 1, got {value}")
+        return value
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def set_threads(n: int | None = None) -> int:
+    """Fix torch's intra-op thread count (default :func:`num_threads`) and return it."""
+    n = num_threads() if n is None else int(n)
+    torch.set_num_threads(n)
+    return n
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def describe() -> dict:
+    """A small summary of the environment for the welcome notebook's check."""
+    import sys
+
+    import sklearn
+    import transformers
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "scikit-learn": sklearn.__version__,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "fast_mode": fast_mode(),
+        "hf_offline": os.environ.get("HF_HUB_OFFLINE", "0") in {"1", "true", "True"},
+    }

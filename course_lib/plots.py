@@ -1,0 +1,120 @@
+"""Plots every chapter reuses (matplotlib): confusion matrices, metric comparisons and the
+size / latency / quality bubble chart.
+
+Each function draws on an ``ax`` if given (so widgets can redraw in place) and returns the
+matplotlib ``Axes``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import ConfusionMatrixDisplay
+
+CLASS_NAMES = ("ham", "spam")
+
+
+def _axes(ax=None, figsize=(5, 4)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]], title: str = "", ax=None):
+    """Draw a 2x2 confusion matrix [[TN, FP], [FN, TP]] with counts (rows: true, columns: predicted)."""
+    ax = _axes(ax, (3.6, 3.2))
+    ConfusionMatrixDisplay(np.asarray(cm), display_labels=list(CLASS_NAMES)).plot(
+        ax=ax, colorbar=False, cmap="Blues", values_format="d"
+    )
+    ax.set_title(title)
+    return ax
+
+
+def confusion_matrices(benchmark, names: Sequence[str] | None = None):
+    """Confusion matrices of several benchmark rows side by side; returns the figure."""
+    names = list(names or [r["name"] for r in benchmark.rows])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        r = benchmark.row(name)
+        confusion_matrix([[r["tn"], r["fp"]], [r["fn"], r["tp"]]], title=name, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "precision", "recall", "f1"),
+                ax=None, ylim: tuple[float, float] | None = None):
+    """Grouped bars of quality metrics, one group per metric, one bar per variant (table index)."""
+    ax = _axes(ax, (7, 3.5))
+    metrics = [m for m in metrics if m in table.columns]
+    width = 0.8 / max(1, len(table))
+    x = np.arange(len(metrics))
+    for i, (name, row) in enumerate(table.iterrows()):
+        values = [row[m] for m in metrics]
+        bars = ax.bar(x + i * width, values, width, label=str(name))
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+    ax.set_xticks(x + width * (len(table) - 1) / 2, metrics)
+    low = min(float(table[m].min()) for m in metrics) if metrics else 0.0
+    ax.set_ylim(*(ylim or (max(0.0, low - 0.1), 1.02)))
+    ax.set_ylabel("score (spam = positive class)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "latency_ms",
+                 size: str = "size_mb", ax=None, title: str = "Quality vs latency vs size"):
+    """Each variant as a bubble: x = batch-1 latency (ms), y = quality, area ∝ size on disk (MB).
+
+    The picture every chapter extends: the best variants sit top-left with small bubbles.
+    """
+    ax = _axes(ax, (7, 4.5))
+    data = table.dropna(subset=[quality, latency, size])
+    if data.empty:
+        ax.text(0.5, 0.5, "no measured variants yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    biggest = float(data[size].max())
+    areas = 2000.0 * data[size] / biggest
+    colors = plt.cm.tab10(np.arange(len(data)) % 10)
+    ax.scatter(data[latency], data[quality], s=areas, c=colors, alpha=0.55, edgecolors="black")
+    for (name, row), color in zip(data.iterrows(), colors):
+        ax.annotate(f"{name}\n{row[size]:.1f} MB", (row[latency], row[quality]), fontsize=8,
+                    xytext=(8, -4), textcoords="offset points")
+    ax.set_xlabel("latency at batch 1, median (ms)")
+    ax.set_ylabel(f"{quality} (spam)" if quality in {"f1", "precision", "recall"} else quality)
+    ax.set_xlim(0, float(data[latency].max()) * 1.35)
+    lo, hi = float(data[quality].min()), float(data[quality].max())
+    pad = max(0.02, (hi - lo) * 0.3)
+    ax.set_ylim(lo - pad, min(1.0 + pad / 4, hi + pad))
+    ax.set_title(title + " (bubble area ∝ MB)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def threshold_curves(table: pd.DataFrame, threshold: float | None = None, ax=None):
+    """Precision, recall and F1 against the decision threshold (from ``evaluate.threshold_table``)."""
+    ax = _axes(ax, (6, 3.5))
+    for col in ("precision", "recall", "f1"):
+        ax.plot(table["threshold"], table[col], label=col, marker=".")
+    if threshold is not None:
+        ax.axvline(threshold, color="gray", linestyle="--", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("decision threshold on P(spam)")
+    ax.set_ylabel("score")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def length_histogram(lengths_by_class: dict[str, Sequence[int]], ax=None, unit: str = "tokens"):
+    """Overlaid histograms of message lengths per class."""
+    ax = _axes(ax, (6, 3.2))
+    top = max(np.percentile(list(v), 99) for v in lengths_by_class.values())
+    bins = np.linspace(0, top, 40)
+    for name, values in lengths_by_class.items():
+        ax.hist(values, bins=bins, alpha=0.55, label=f"{name} (median {np.median(values):.0f})", density=True)
+    ax.set_xlabel(f"message length ({unit})")
+    ax.set_ylabel("share of messages")
+    ax.legend()
+    return ax

@@ -1,0 +1,201 @@
+"""Fine-tuning and prediction.
+
+SMS messages are short (median 19 tokens), so batches are built from messages of
+similar length ("length bucketing"): far less padding, several times faster than
+padding every batch to a fixed length.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import config, data, models
+from .models import TextClassifier
+
+
+@dataclass
+class Predictions:
+    """Output of :func:`predict` for n texts.
+
+    ``logits`` (n, 2) float32, ``probs`` (n, 2) softmax probabilities,
+    ``labels`` (n,) int argmax (1 = spam), ``spam_prob`` (n,) = ``probs[:, 1]``.
+    """
+
+    logits: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def spam_prob(self) -> np.ndarray:
+        return self.probs[:, 1] if len(self.probs) else np.zeros(0, dtype=np.float32)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` (numerically stable)."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    if z.size == 0:
+        return z.astype(np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def predict(clf, texts: Iterable[str], batch_size: int = 64) -> Predictions:
+    """Predict a list of texts with any variant that has ``predict_logits`` (or ``logits``).
+
+    An empty list gives empty arrays; texts longer than the model's maximum length are truncated.
+    """
+    texts = data.check_texts(texts)
+    fn = getattr(clf, "predict_logits", None) or clf.logits
+    logits = np.asarray(fn(texts, batch_size=batch_size), dtype=np.float32)
+    probs = softmax(logits)
+    labels = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, dtype=np.int64)
+    return Predictions(logits=logits, probs=probs, labels=labels)
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, seed: int = 0, bucket_factor: int = 50
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length, in a seeded random order.
+
+    The data is shuffled, cut into chunks of ``batch_size * bucket_factor``, each chunk
+    is sorted by length and cut into batches; the batch order is then shuffled, so
+    every epoch sees a different mix while padding stays small.
+    """
+    rng = random.Random(seed)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    chunk = batch_size * bucket_factor
+    batches = []
+    for start in range(0, len(idx), chunk):
+        part = sorted(idx[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _encode_all(clf: TextClassifier, texts: list[str]) -> list[list[int]]:
+    enc = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)
+    return enc["input_ids"]
+
+
+def _collate(clf: TextClassifier, ids: list[list[int]]) -> dict:
+    return clf.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+
+
+def fine_tune(
+    clf: TextClassifier,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame | None = None,
+    epochs: int = 3,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.06,
+    seed: int = 0,
+    loss_fn: Callable | None = None,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune ``clf.model`` on ``train_df`` (columns text/label) with AdamW and a linear schedule.
+
+    ``loss_fn(logits, labels, batch_indices)`` may replace cross-entropy (distillation uses it).
+    Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``),
+    ``seconds`` (wall time) and ``steps``.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    train_df = data.validate(train_df, "train_df")
+    texts, labels = data.as_lists(train_df)
+    config.seed_everything(seed)
+    config.set_threads()
+    ids = _encode_all(clf, texts)
+    label_t = torch.tensor(labels, dtype=torch.long)
+    batches_per_epoch = math.ceil(len(ids) / batch_size)
+    total = batches_per_epoch * epochs
+    model = clf.model
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    history = {"loss": [], "val_f1": [], "steps": total}
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=f"fine-tune {clf.name}", disable=not progress, leave=False)
+    for epoch in range(epochs):
+        model.train()
+        for batch in length_bucketed_batches([len(x) for x in ids], batch_size, seed=seed * 1000 + epoch):
+            enc = _collate(clf, [ids[i] for i in batch])
+            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            if loss_fn is None:
+                loss = torch.nn.functional.cross_entropy(out.logits, label_t[batch])
+            else:
+                loss = loss_fn(out.logits, label_t[batch], torch.tensor(batch))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            history["loss"].append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.3f}")
+        if val_df is not None:
+            from .evaluate import quality
+
+            val_pred = predict(clf, val_df["text"].tolist(), batch_size=128).labels
+            history["val_f1"].append(quality(val_df["label"].to_numpy(), val_pred)["f1"])
+    bar.close()
+    model.eval()
+    history["seconds"] = time.perf_counter() - start
+    return history
+
+
+def teacher_settings(seed: int = 0) -> dict:
+    """The settings of the workbook's fine-tuned teacher in the current mode (full or fast)."""
+    return {
+        "base": models.TEACHER_HUB_NAME,
+        "data": "sms_spam",
+        "data_sha256": data.SMS_SHA256[:12],
+        "split_seed": 0,
+        "train_rows": config.pick(None, 800),
+        "epochs": config.pick(3, 2),
+        "lr": 1e-4,
+        "batch_size": 32,
+        "max_length": models.DEFAULT_MAX_LENGTH,
+        "seed": seed,
+    }
+
+
+def finetuned_teacher(seed: int = 0, progress: bool = True, retrain: bool = False) -> TextClassifier:
+    """The teacher fine-tuned on the SMS training split: loaded from the cache, or trained once and saved.
+
+    The cache key covers every setting that changes the weights (mode included), so a
+    fast-mode teacher is never mistaken for the full one.
+    """
+    settings = teacher_settings(seed)
+    key = models.cache_key(kind="teacher", **settings)
+    if models.is_cached(key) and not retrain:
+        return models.load_classifier(key)
+    splits = data.sms_splits(seed=settings["split_seed"])
+    train_df = splits.train if settings["train_rows"] is None else data.sample(splits.train, settings["train_rows"], seed)
+    clf = models.load_teacher(max_length=settings["max_length"], seed=seed)
+    history = fine_tune(
+        clf, train_df, splits.val, epochs=settings["epochs"], lr=settings["lr"],
+        batch_size=settings["batch_size"], seed=seed, progress=progress,
+    )
+    clf.name = "teacher (MiniLM-L6, fine-tuned)"
+    models.save_classifier(clf, key, {"settings": settings, "train_seconds": history["seconds"],
+                                      "val_f1": history["val_f1"], "threads": config.num_threads()})
+    return models.load_classifier(key)

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
+
+from course_lib import evaluate
+
+
+def test_quality_equals_scikit_learn():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 500), rng.integers(0, 2, 500)
+    q = evaluate.quality(y, p)
+    assert q["accuracy"] == accuracy_score(y, p)
+    assert q["precision"] == precision_score(y, p)
+    assert q["recall"] == recall_score(y, p)
+    assert q["f1"] == f1_score(y, p)
+    np.testing.assert_array_equal(q["confusion"], confusion_matrix(y, p))
+
+
+def test_quality_seed_example():
+    # seed 000: distilled model TP=88 FP=12 FN=7 TN=93
+    y = [1] * 88 + [0] * 12 + [1] * 7 + [0] * 93
+    p = [1] * 88 + [1] * 12 + [0] * 7 + [0] * 93
+    q = evaluate.quality(y, p)
+    assert q["confusion"].tolist() == [[93, 12], [7, 88]]
+    assert q["accuracy"] == pytest.approx(181 / 200)
+    assert q["precision"] == pytest.approx(88 / 100) and q["recall"] == pytest.approx(88 / 95)
+
+
+def test_quality_rejects_mismatched_or_empty():
+    with pytest.raises(ValueError, match="labels"):
+        evaluate.quality([0, 1], [0])
+    with pytest.raises(ValueError, match="at least one"):
+        evaluate.quality([], [])
+
+
+def test_threshold_table_moves_precision_and_recall():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    prob = np.array([0.1, 0.4, 0.6, 0.35, 0.7, 0.9])
+    t = evaluate.threshold_table(y, prob, [0.3, 0.5, 0.8])
+    assert t["recall"].tolist() == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert t.loc[0, "false_alarms"] == 2 and t.loc[2, "false_alarms"] == 0
+
+
+@pytest.mark.parametrize(
+    "drop, size, speed, expected",
+    [
+        (3.0, 2.0, 2.0, "depends on the use case"),  # the seed's self-check: 95% -> 92%, 2x faster, half size
+        (1.0, 4.0, 1.0, "good"),
+        (0.5, 1.0, 1.05, "depends on the use case"),  # no real gain
+        (6.0, 10.0, 10.0, "bad"),
+        (-0.5, 1.5, 1.0, "good"),
+    ],
+)
+def test_verdict_rule(drop, size, speed, expected):
+    assert evaluate.verdict(drop, size, speed)[0] == expected
+
+
+def test_benchmark_measures_every_field(teacher, splits):
+    bench = evaluate.Benchmark.from_frame(splits.test.head(64), latency_runs=5, warmup=1, throughput_n=16,
+                                          batch_sizes=(1, 8))
+    row = bench.run("teacher", teacher, progress=False)
+    for key in ["accuracy", "precision", "recall", "f1", "tn", "fp", "fn", "tp", "size_mb", "params_m",
+                "latency_ms", "latency_p95_ms", "throughput_b1", "throughput_b8", "threads"]:
+        assert key in row, key
+    assert row["tn"] + row["fp"] + row["fn"] + row["tp"] == 64
+    assert 80 < row["size_mb"] < 95  # 22.7M fp32 parameters ≈ 91 MB
+    assert 22.5 < row["params_m"] < 23.0
+    assert 0.1 < row["latency_ms"] < 2000 and row["latency_p95_ms"] >= row["latency_ms"]
+    assert row["throughput_b8"] > 0 and row["threads"] >= 1
+    bench.run("teacher again", teacher, measure_speed=False, progress=False, note="copy")
+    assert list(bench.table.index) == ["teacher", "teacher again"]
+    assert bench.agreement("teacher", "teacher again") == 1.0 and bench.flips("teacher", "teacher again").empty
+    table = bench.compare("teacher", "teacher again")
+    assert table.loc["F1 (spam)", "delta"] == 0.0
+    assert table.attrs["verdict"] == "depends on the use case"  # same model: no gain
+    with pytest.raises(KeyError, match="measured so far"):
+        bench.row("nope")
+
+
+def test_benchmark_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="labels"):
+        evaluate.Benchmark(["a", "b"], [1])

@@ -1,0 +1,69 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import models
+from course_lib.models import OfflineError
+
+
+def test_teacher_is_minilm_with_two_labels(teacher):
+    assert teacher.model.config.num_hidden_layers == 6
+    assert teacher.model.config.hidden_size == 384
+    assert 22.5e6 < teacher.num_parameters() < 23.0e6
+    logits = teacher.logits(["Free entry in a weekly competition!", "See you at 5"])
+    assert logits.shape == (2, 2) and logits.dtype == np.float32
+
+
+def test_packaged_name_resolves_locally():
+    assert models.resolve_model_source(None) == str(models.packaged_teacher_path())
+    assert models.resolve_model_source(models.TEACHER_HUB_NAME) == str(models.packaged_teacher_path())
+
+
+def test_hub_name_offline_fails_fast_and_clearly(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(OfflineError, match="packaged teacher"):
+        models.load_teacher("google-bert/bert-base-uncased")
+    assert time.perf_counter() - start < 5
+
+
+def test_missing_local_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        models.resolve_model_source(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        models.resolve_model_source("./no/such/folder")
+
+
+def test_seeded_head_is_reproducible():
+    a = models.load_teacher(seed=1).model.classifier.weight
+    b = models.load_teacher(seed=1).model.classifier.weight
+    assert torch.equal(a, b)
+
+
+def test_cache_key_is_stable_and_sensitive():
+    assert models.cache_key(a=1, b="x") == models.cache_key(b="x", a=1)
+    assert models.cache_key(a=1) != models.cache_key(a=2)
+
+
+def test_save_then_load_gives_identical_logits(teacher, tmp_cache):
+    texts = ["URGENT! You have won a 1 week FREE membership", "Ok lar... Joking wif u oni..."]
+    key = models.cache_key(test="roundtrip")
+    assert not models.is_cached(key)
+    folder = models.save_classifier(teacher, key, {"note": "test"})
+    assert (folder / "model.safetensors").is_file()
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))  # never pickle
+    loaded = models.load_classifier(key)
+    assert models.is_cached(key) and loaded.meta["note"] == "test"
+    np.testing.assert_array_equal(teacher.logits(texts), loaded.logits(texts))
+
+
+def test_load_missing_key_is_clear(tmp_cache):
+    with pytest.raises(FileNotFoundError, match="train it first"):
+        models.load_classifier("0123456789abcdef")
+
+
+def test_size_mb_matches_fp32_parameter_bytes(teacher):
+    expected = teacher.num_parameters() * 4 / 1e6
+    assert abs(teacher.size_mb() - expected) / expected < 0.02

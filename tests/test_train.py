@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from course_lib import data, evaluate, models, train
+from course_lib.data import DataError
+
+
+def test_predict_shapes_and_empty(teacher):
+    p = train.predict(teacher, ["hello there", "WIN cash now!!!", "ok"])
+    assert p.logits.shape == (3, 2) and p.probs.shape == (3, 2) and p.labels.shape == (3,)
+    np.testing.assert_allclose(p.probs.sum(axis=1), 1.0, rtol=1e-5)
+    empty = train.predict(teacher, [])
+    assert empty.logits.shape == (0, 2) and empty.labels.shape == (0,) and empty.spam_prob.shape == (0,)
+
+
+def test_predict_keeps_order_when_batching_by_length(teacher):
+    texts = ["a much longer message than the others, with many words in it", "hi", "medium length text"]
+    together = train.predict(teacher, texts, batch_size=2).logits
+    alone = np.vstack([train.predict(teacher, [t]).logits for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_very_long_text_is_truncated_not_an_error(teacher):
+    p = train.predict(teacher, ["spam " * 5000])
+    assert p.logits.shape == (1, 2) and np.isfinite(p.logits).all()
+
+
+def test_bad_texts_are_clear_errors(teacher):
+    with pytest.raises(DataError, match="empty"):
+        train.predict(teacher, ["fine", ""])
+    with pytest.raises(DataError, match="single string"):
+        train.predict(teacher, "not a list")
+
+
+def test_length_bucketed_batches_cover_every_index_once():
+    lengths = list(np.random.default_rng(0).integers(3, 120, size=1000))
+    batches = train.length_bucketed_batches(lengths, batch_size=32, seed=0)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000))
+    assert all(len(b) <= 32 for b in batches)
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 10  # random batches of 32 would spread ~100 tokens
+    assert batches != train.length_bucketed_batches(lengths, batch_size=32, seed=1)
+
+
+def test_fine_tune_learns_a_small_set(splits):
+    spam = splits.train[splits.train["label"] == 1].head(64)
+    ham = splits.train[splits.train["label"] == 0].head(64)
+    small = data.validate(pd.concat([spam, ham]))
+    clf = models.load_teacher(seed=0)
+    before = evaluate.quality(small["label"], train.predict(clf, small["text"].tolist()).labels)
+    history = train.fine_tune(clf, small, epochs=3, batch_size=16, progress=False)
+    after = evaluate.quality(small["label"], train.predict(clf, small["text"].tolist()).labels)
+    assert history["steps"] == 3 * 8 and len(history["loss"]) == 24 and history["seconds"] > 0
+    assert np.mean(history["loss"][-6:]) < np.mean(history["loss"][:6])
+    assert after["f1"] > max(before["f1"], 0.8)
+
+
+def test_finetuned_teacher_is_cached_and_reloaded(finetuned, splits):
+    key = models.cache_key(kind="teacher", **train.teacher_settings(0))
+    folder = models.model_dir(key)
+    stamp = (folder / "model.safetensors").stat().st_mtime
+    again = train.finetuned_teacher(progress=False)
+    assert (folder / "model.safetensors").stat().st_mtime == stamp  # loaded, not retrained
+    texts = splits.test["text"].tolist()[:20]
+    np.testing.assert_array_equal(finetuned.logits(texts), again.logits(texts))
+    q = evaluate.quality(splits.test["label"], train.predict(finetuned, splits.test["text"].tolist()).labels)
+    assert q["f1"] > 0.5  # even the fast-mode teacher finds most spam
