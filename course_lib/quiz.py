@@ -1,0 +1,1239 @@
+"""Self-check quizzes: load the YAML quiz bank, grade answers, keep progress, show quizzes.
+
+The bank is a folder of YAML files (``quizzes/`` at the repository root, one file per
+chapter; see ``quizzes/README.md`` for the format). In a notebook::
+
+    from course_lib.quiz import show_quiz
+    show_quiz("01_baseline_and_metrics")                       # the chapter's quiz
+    show_quiz("03_quantization", answers={"quant-my-size-ratio": 3.1})  # numbers measured here
+
+Grading is plain Python and needs no browser::
+
+    quiz = load_quiz("00_cheat_sheet")
+    quiz["cs-mcq-1"].check("A")          # -> Result(correct=True, feedback=...)
+
+Progress (attempts, last answer, right or wrong) is saved after every answer to
+``quiz_progress.json`` in :func:`course_lib.config.cache_dir`, so a kernel restart loses
+nothing: :func:`score`, :func:`overall_progress`, :func:`mistakes`, :func:`review_mistakes`.
+
+Safety: YAML is read with ``yaml.safe_load``; nothing from a quiz file is evaluated, and
+quiz text is always escaped before it is shown (Markdown-like: ```code```, `code`,
+**bold**, "- " bullets and "1. " numbered lines are the only formatting).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import difflib
+import html
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Mapping
+
+import yaml
+
+__all__ = [
+    "DIFFICULTIES",
+    "FROM_NOTEBOOK",
+    "Checklist",
+    "Concept",
+    "Flashcard",
+    "MultipleChoice",
+    "Numeric",
+    "Practice",
+    "Progress",
+    "Question",
+    "Quiz",
+    "QuizError",
+    "QuizFormatError",
+    "QuizNotFoundError",
+    "Result",
+    "bank_dir",
+    "list_quizzes",
+    "load_bank",
+    "load_quiz",
+    "markdown_to_html",
+    "mistakes",
+    "overall_progress",
+    "quiz_widget",
+    "reset_progress",
+    "review_mistakes",
+    "score",
+    "show_quiz",
+]
+
+DIFFICULTIES = ("easy", "medium", "hard")
+FROM_NOTEBOOK = "from_notebook"
+PROGRESS_FILE = "quiz_progress.json"
+PROGRESS_VERSION = 1
+ENV_QUIZ_DIR = "COURSE_QUIZ_DIR"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_MAX_STORED_TEXT = 5000
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class QuizError(Exception):
+    """Base class of the quiz errors."""
+
+
+class QuizFormatError(QuizError, ValueError):
+    """A quiz file is malformed. The message names the file, the question and the problem."""
+
+    def __init__(self, message: str, path: Path | str | None = None, problems: list[str] | None = None):
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+        self.problems = list(problems or [message])
+
+
+class QuizNotFoundError(QuizError, FileNotFoundError):
+    """The quiz bank folder, or a quiz in it, cannot be found."""
+
+
+# --------------------------------------------------------------------------- text helpers
+
+_CODE_RE = re.compile(r"(```[^\n`]*\n.*?```|`[^`\n]+`)", re.DOTALL)
+_FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+_BULLET_RE = re.compile(r"^\s*[-*]\s+(.*)$")
+_NUMBERED_RE = re.compile(r"^\s*\d+[.)]\s+(.*)$")
+
+
+def _split_code(text: str) -> list[tuple[bool, str]]:
+    """Split text into (is_code, piece); code pieces keep their backticks."""
+    parts: list[tuple[bool, str]] = []
+    pos = 0
+    for m in _CODE_RE.finditer(text):
+        if m.start() > pos:
+            parts.append((False, text[pos:m.start()]))
+        parts.append((True, m.group(0)))
+        pos = m.end()
+    if pos < len(text):
+        parts.append((False, text[pos:]))
+    return parts
+
+
+def _inline_html(text: str) -> str:
+    """Escape one line of quiz text and turn `code` and **bold** into tags."""
+    out = []
+    for is_code, piece in _split_code(text):
+        if is_code:
+            out.append("<code>" + html.escape(piece.strip("`")) + "</code>")
+        else:
+            esc = html.escape(piece)
+            out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", esc))
+    return "".join(out)
+
+
+def markdown_to_html(text: str | None) -> str:
+    """Render quiz text as safe HTML: everything is escaped, then a tiny Markdown subset is applied.
+
+    Supported: fenced code blocks, `inline code`, **bold**, "- " bullet lines, "1. " numbered
+    lines and blank-line paragraphs. Any HTML in ``text`` is shown literally, never interpreted.
+    """
+    if not text:
+        return ""
+    blocks: list[str] = []
+    pos = 0
+    for m in _FENCE_RE.finditer(text):
+        blocks.extend(_paragraphs_html(text[pos:m.start()]))
+        blocks.append("<pre><code>" + html.escape(m.group(1).rstrip("\n")) + "</code></pre>")
+        pos = m.end()
+    blocks.extend(_paragraphs_html(text[pos:]))
+    return "\n".join(blocks)
+
+
+def _paragraphs_html(chunk: str) -> list[str]:
+    out: list[str] = []
+    for para in re.split(r"\n\s*\n", chunk):
+        lines = [ln for ln in para.splitlines() if ln.strip()]
+        if not lines:
+            continue
+        buf: list[str] = []
+        kind = None  # "p", "ul" or "ol"
+        items: list[str] = []
+
+        def flush():
+            nonlocal buf, items, kind
+            if kind == "p" and buf:
+                out.append("<p>" + _inline_html(" ".join(s.strip() for s in buf)) + "</p>")
+            elif kind in ("ul", "ol") and items:
+                lis = "".join("<li>" + _inline_html(it) + "</li>" for it in items)
+                out.append(f"<{kind}>{lis}</{kind}>")
+            buf, items, kind = [], [], None
+
+        for line in lines:
+            mb, mn = _BULLET_RE.match(line), _NUMBERED_RE.match(line)
+            new_kind = "ul" if mb else "ol" if mn else "p"
+            if new_kind != kind:
+                flush()
+                kind = new_kind
+            if new_kind == "p":
+                buf.append(line)
+            else:
+                items.append((mb or mn).group(1))
+        flush()
+    return out
+
+
+def _md_prose(text: str) -> str:
+    """Quiz prose for a text/markdown output: HTML special characters escaped outside code."""
+    return "".join(p if is_code else html.escape(p, quote=False) for is_code, p in _split_code(text))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def _md_plain(text: str) -> str:
+    """Plain text (an option) for a text/markdown output: HTML and Markdown characters escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def _fmt_number(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.6g}"
+
+
+def _indent(text: str, prefix: str = "   ") -> str:
+    return "\n".join(prefix + ln if ln.strip() else ln for ln in text.splitlines())
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Result:
+    """The outcome of :meth:`Question.check`.
+
+    ``feedback`` is what to show right away (right/wrong, the option's feedback, the
+    explanation); ``solution`` is the worked solution shown after answering (practice
+    steps, quick check and common mistakes; a flashcard's answer; a model answer).
+    Checklists also fill ``score``/``total`` (concepts found / concepts) and
+    ``found``/``missing`` (concept names). ``response`` is the answer in the form saved
+    to the progress file.
+    """
+
+    correct: bool
+    feedback: str
+    solution: str = ""
+    score: int | None = None
+    total: int | None = None
+    found: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    response: Any = None
+
+    def __str__(self) -> str:
+        return self.feedback + ("\n\n" + self.solution if self.solution else "")
+
+
+# --------------------------------------------------------------------------- questions
+
+
+@dataclass(kw_only=True)
+class Question:
+    """A question of the bank. Subclasses implement :meth:`check`."""
+
+    type: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+
+    id: str
+    prompt: str
+    difficulty: str | None = None
+    source: str | None = None
+    hint: str | None = None
+    quiz: str | None = None  # stem of the file the question comes from
+
+    def check(self, response: Any) -> Result:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # rendering -----------------------------------------------------------
+    def _tag(self) -> str:
+        return self.label + (f", {self.difficulty}" if self.difficulty else "")
+
+    def to_text(self, number: int | None = None, show_answers: bool = False) -> str:
+        head = f"{number}. " if number is not None else ""
+        lines = [f"{head}[{self._tag()}] " + _indent(self.prompt.strip()).lstrip()]
+        body = self._text_body(show_answers)
+        if body:
+            lines.append(_indent(body))
+        return "\n".join(lines)
+
+    def to_markdown(self, number: int | None = None, show_answers: bool = False) -> str:
+        head = f"**Question {number}**" if number is not None else "**Question**"
+        parts = [f"{head} · *{self._tag()}*", _md_prose(self.prompt.strip())]
+        body = self._markdown_body(show_answers)
+        if body:
+            parts.append(body)
+        return "\n\n".join(parts)
+
+    def _text_body(self, show_answers: bool) -> str:
+        return ""
+
+    def _markdown_body(self, show_answers: bool) -> str:
+        return ""
+
+
+@dataclass(kw_only=True)
+class Flashcard(Question):
+    """A recall card: the learner thinks of the answer, flips the card and grades themself."""
+
+    type: ClassVar[str] = "flashcard"
+    label: ClassVar[str] = "flashcard"
+
+    answer: str
+
+    _YES: ClassVar[set] = {"yes", "y", "true", "1", "knew", "known", "i knew it", "right", "correct"}
+    _NO: ClassVar[set] = {"no", "n", "false", "0", "review", "again", "review again", "wrong"}
+
+    def check(self, response: Any) -> Result:
+        """``response`` is True ("I knew it") or False ("show it to me again")."""
+        if isinstance(response, str):
+            key = response.strip().lower()
+            if key in self._YES:
+                response = True
+            elif key in self._NO:
+                response = False
+        if not isinstance(response, (bool, int)) or isinstance(response, int) and response not in (0, 1):
+            raise ValueError(
+                f"Flashcard {self.id!r} is self-graded: answer True (I knew it) or False (review again), "
+                f"not {response!r}."
+            )
+        knew = bool(response)
+        feedback = ("✅ Marked as known." if knew else
+                    "🔁 Marked for review: it will come back in `review_mistakes()`.")
+        return Result(correct=knew, feedback=feedback, solution="**Answer:** " + self.answer.strip(),
+                      response=knew)
+
+    def _text_body(self, show_answers: bool) -> str:
+        if show_answers:
+            return "Answer: " + self.answer.strip()
+        return "(Think of your answer, then flip the card in the notebook.)"
+
+    def _markdown_body(self, show_answers: bool) -> str:
+        if show_answers:
+            return "**Answer:** " + _md_prose(self.answer.strip())
+        return "*Think of your answer, then flip the card in the notebook.*"
+
+
+@dataclass(kw_only=True)
+class MultipleChoice(Question):
+    """One right option among several. Answer with the option text, its index or its letter."""
+
+    type: ClassVar[str] = "multiple_choice"
+    label: ClassVar[str] = "multiple choice"
+
+    options: list[str]
+    answer: str
+    explanation: str
+    feedback: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def answer_index(self) -> int:
+        return self.options.index(self.answer)
+
+    @property
+    def answer_letter(self) -> str:
+        return _LETTERS[self.answer_index]
+
+    def option_index(self, response: Any) -> int:
+        """The index of the option meant by ``response`` (text, 0-based index or letter)."""
+        n = len(self.options)
+        if isinstance(response, numbers.Integral) and not isinstance(response, bool):
+            if 0 <= int(response) < n:
+                return int(response)
+        elif isinstance(response, str):
+            s = response.strip()
+            if s in self.options:
+                return self.options.index(s)
+            norm = " ".join(s.split()).casefold()
+            for i, opt in enumerate(self.options):
+                if " ".join(opt.split()).casefold() == norm:
+                    return i
+            m = re.fullmatch(r"\(?([A-Za-z])[.)]?", s)
+            if m and _LETTERS.index(m.group(1).upper()) < n:
+                return _LETTERS.index(m.group(1).upper())
+        raise ValueError(
+            f"{response!r} is not an option of question {self.id!r}: give the option's text, "
+            f"its index (0-{n - 1}) or its letter (A-{_LETTERS[n - 1]})."
+        )
+
+    def check(self, response: Any) -> Result:
+        idx = self.option_index(response)
+        chosen = self.options[idx]
+        correct = chosen == self.answer
+        parts = []
+        if correct:
+            parts.append(f"✅ Correct: {_LETTERS[idx]}. {chosen}")
+        else:
+            parts.append(f"❌ Not quite: {_LETTERS[idx]}. {chosen} is not the best answer.")
+        if self.feedback.get(chosen):
+            parts.append(self.feedback[chosen].strip())
+        if not correct:
+            parts.append(f"The right answer is **{self.answer_letter}. {self.answer}**")
+        parts.append(self.explanation.strip())
+        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen)
+
+    def _solution(self) -> str:
+        return ""
+
+    def _options_text(self) -> str:
+        return "\n".join(f"{_LETTERS[i]}. {opt}" for i, opt in enumerate(self.options))
+
+    def _text_body(self, show_answers: bool) -> str:
+        body = self._options_text()
+        if show_answers:
+            body += f"\nAnswer: {self.answer_letter}. {self.answer}\n{self.explanation.strip()}"
+        return body
+
+    def _markdown_body(self, show_answers: bool) -> str:
+        body = "\n".join(f"- **{_LETTERS[i]}.** {_md_plain(opt)}" for i, opt in enumerate(self.options))
+        if show_answers:
+            body += (f"\n\n**Answer:** {self.answer_letter}. {_md_plain(self.answer)}\n\n"
+                     + _md_prose(self.explanation.strip()))
+        return body
+
+
+@dataclass(kw_only=True)
+class Practice(MultipleChoice):
+    """A multiple-choice problem with a worked solution, a hint, a quick check and common mistakes."""
+
+    type: ClassVar[str] = "practice"
+    label: ClassVar[str] = "practice"
+
+    steps: list[str]
+    common_mistakes: list[str]
+    quick_check: str
+
+    def _solution(self) -> str:
+        steps = "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(self.steps, 1))
+        mistakes = "\n".join(f"- {m.strip()}" for m in self.common_mistakes)
+        return (f"**Step-by-step solution**\n\n{steps}\n\n**Quick check:** {self.quick_check.strip()}"
+                f"\n\n**Common mistakes**\n\n{mistakes}")
+
+    def _text_body(self, show_answers: bool) -> str:
+        body = super()._text_body(show_answers)
+        if show_answers:
+            body += "\n" + self._solution().replace("**", "")
+        return body
+
+    def _markdown_body(self, show_answers: bool) -> str:
+        body = super()._markdown_body(show_answers)
+        if show_answers:
+            body += "\n\n" + _md_prose(self._solution())
+        return body
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A key idea of a checklist answer and the words or phrases that show it."""
+
+    name: str
+    keywords: tuple[str, ...]
+
+    def pattern(self) -> re.Pattern:
+        alts = []
+        for kw in self.keywords:
+            words = [re.escape(w) for w in re.split(r"[\s\-]+", kw.strip()) if w]
+            body = r"[\s\-]*".join(words)
+            start = r"(?<!\w)" if re.match(r"\w", kw.strip()) else ""
+            alts.append(start + body)
+        return re.compile("|".join(alts), re.IGNORECASE)
+
+    def found_in(self, text: str) -> bool:
+        return bool(self.pattern().search(text))
+
+
+@dataclass(kw_only=True)
+class Checklist(Question):
+    """An open question graded by the key concepts the free-text answer mentions.
+
+    A concept counts when one of its keywords appears in the answer (case-insensitive,
+    starting at a word boundary, so "compress" also matches "compression"; spaces and
+    hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit").
+    """
+
+    type: ClassVar[str] = "checklist"
+    label: ClassVar[str] = "open question"
+
+    concepts: list[Concept]
+    answer: str | None = None  # a model answer, shown after checking
+    pass_mark: int | None = None  # concepts needed to count as correct (default: all)
+
+    def check(self, response: Any) -> Result:
+        text = "" if response is None else str(response)
+        found = [c.name for c in self.concepts if c.found_in(text)]
+        missing = [c.name for c in self.concepts if c.name not in found]
+        total = len(self.concepts)
+        need = self.pass_mark or total
+        correct = len(found) >= need
+        parts = [f"You got {len(found)}/{total} concepts."]
+        if found:
+            parts.append("Covered: " + "; ".join(found) + ".")
+        if missing:
+            parts.append("Missing: " + "; ".join(missing) + ".")
+        if correct:
+            parts[0] = "✅ " + parts[0]
+        solution = ""
+        if self.answer:
+            solution = "**A model answer:** " + self.answer.strip()
+        return Result(correct=correct, feedback="\n\n".join(parts), solution=solution, score=len(found),
+                      total=total, found=found, missing=missing, response=text[:_MAX_STORED_TEXT])
+
+    def _text_body(self, show_answers: bool) -> str:
+        body = f"(Write a few sentences; they are scored against {len(self.concepts)} key concepts.)"
+        if show_answers:
+            body += "\nKey concepts: " + "; ".join(c.name for c in self.concepts)
+            if self.answer:
+                body += "\nA model answer: " + self.answer.strip()
+        return body
+
+    def _markdown_body(self, show_answers: bool) -> str:
+        body = f"*Write a few sentences; they are scored against {len(self.concepts)} key concepts.*"
+        if show_answers:
+            body += "\n\n**Key concepts:** " + "; ".join(_md_plain(c.name) for c in self.concepts)
+            if self.answer:
+                body += "\n\n**A model answer:** " + _md_prose(self.answer.strip())
+        return body
+
+
+@dataclass(kw_only=True)
+class Numeric(Question):
+    """A number, right within an absolute ``tolerance``.
+
+    ``answer`` may be None for a question declared ``answer: from_notebook``: the notebook
+    supplies it at run time (``show_quiz(name, answers={id: value})``).
+    """
+
+    type: ClassVar[str] = "numeric"
+    label: ClassVar[str] = "number"
+
+    answer: float | None
+    tolerance: float
+    unit: str | None = None
+    explanation: str | None = None
+    from_notebook: bool = False
+
+    def _unit(self) -> str:
+        if not self.unit:
+            return ""
+        return self.unit if self.unit == "%" else " " + self.unit
+
+    @staticmethod
+    def parse(response: Any) -> float:
+        if isinstance(response, bool):
+            raise ValueError("a number is expected, not True/False")
+        if isinstance(response, numbers.Real):
+            return float(response)
+        if isinstance(response, str):
+            s = response.strip().replace(" ", "").rstrip("%").replace(",", ".")
+            try:
+                return float(s)
+            except ValueError:
+                pass
+        raise ValueError(f"{response!r} is not a number")
+
+    def check(self, response: Any) -> Result:
+        if self.answer is None:
+            raise ValueError(
+                f"Question {self.id!r} asks for a number computed in the notebook, and none was supplied: "
+                f"call show_quiz(..., answers={{{self.id!r}: value}}) or Quiz.with_answers()."
+            )
+        try:
+            value = self.parse(response)
+        except ValueError as exc:
+            raise ValueError(f"Question {self.id!r}: {exc}.") from None
+        correct = math.isfinite(value) and abs(value - self.answer) <= self.tolerance + 1e-12
+        expected = f"{_fmt_number(self.answer)}{self._unit()}"
+        tol = f" (± {_fmt_number(self.tolerance)})" if self.tolerance else ""
+        if correct:
+            parts = [f"✅ Correct: {_fmt_number(value)}{self._unit()}" + (f", expected {expected}{tol}." if value != self.answer else ".")]
+        else:
+            parts = [f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}; the expected value is {expected}{tol}."]
+        if self.explanation:
+            parts.append(self.explanation.strip())
+        return Result(correct=correct, feedback="\n\n".join(parts), response=value)
+
+    def _text_body(self, show_answers: bool) -> str:
+        body = f"(Answer with a number{', in ' + self.unit if self.unit else ''}.)"
+        if show_answers:
+            if self.answer is None:
+                body += "\nAnswer: computed in the notebook."
+            else:
+                body += f"\nAnswer: {_fmt_number(self.answer)}{self._unit()} (± {_fmt_number(self.tolerance)})"
+                if self.explanation:
+                    body += "\n" + self.explanation.strip()
+        return body
+
+    def _markdown_body(self, show_answers: bool) -> str:
+        body = f"*Answer with a number{', in ' + _md_plain(self.unit) if self.unit else ''}.*"
+        if show_answers:
+            if self.answer is None:
+                body += "\n\n**Answer:** computed in the notebook."
+            else:
+                body += f"\n\n**Answer:** {_fmt_number(self.answer)}{_md_plain(self._unit())}"
+                if self.explanation:
+                    body += "\n\n" + _md_prose(self.explanation.strip())
+        return body
+
+
+QUESTION_TYPES: dict[str, type[Question]] = {
+    cls.type: cls for cls in (Flashcard, MultipleChoice, Practice, Checklist, Numeric)
+}
+
+
+# --------------------------------------------------------------------------- quiz
+
+
+@dataclass
+class Quiz:
+    """One quiz file: ``name`` (file stem), ``title``, ``description``, ``questions``."""
+
+    name: str
+    title: str
+    questions: list[Question]
+    description: str = ""
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def __iter__(self) -> Iterator[Question]:
+        return iter(self.questions)
+
+    def __getitem__(self, key: int | str) -> Question:
+        if isinstance(key, str):
+            for q in self.questions:
+                if q.id == key:
+                    return q
+            raise KeyError(f"Quiz {self.name!r} has no question {key!r}; its ids are: {', '.join(self.ids)}")
+        return self.questions[key]
+
+    def __contains__(self, key: object) -> bool:
+        return any(q.id == key for q in self.questions)
+
+    @property
+    def ids(self) -> list[str]:
+        return [q.id for q in self.questions]
+
+    def __repr__(self) -> str:
+        return f"<Quiz {self.name!r}: {self.title!r}, {len(self)} questions>"
+
+    def with_answers(self, answers: Mapping[str, Any] | None) -> "Quiz":
+        """A copy in which numeric questions get the answers computed in the notebook."""
+        if not answers:
+            return self
+        new = copy.copy(self)
+        new.questions = list(self.questions)
+        numeric_ids = [q.id for q in self.questions if isinstance(q, Numeric)]
+        for qid, value in answers.items():
+            if qid not in self:
+                raise KeyError(f"answers: quiz {self.name!r} has no question {qid!r} "
+                               f"(numeric questions: {', '.join(numeric_ids) or 'none'}).")
+            i = self.ids.index(qid)
+            q = self.questions[i]
+            if not isinstance(q, Numeric):
+                raise ValueError(f"answers: question {qid!r} of quiz {self.name!r} is a {q.type} "
+                                 "question; only numeric answers can be supplied.")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+                raise ValueError(f"answers: the value for {qid!r} must be a finite number, not {value!r}.")
+            new.questions[i] = dataclasses.replace(q, answer=float(value))
+        return new
+
+    def to_text(self, show_answers: bool = False) -> str:
+        lines = [f"Quiz: {self.title}"]
+        if self.description:
+            lines.append(self.description.strip())
+        if self.questions:
+            lines.append(f"{len(self)} questions. Run this in Jupyter to answer them and get feedback.")
+        for i, q in enumerate(self.questions, 1):
+            lines.append("")
+            lines.append(q.to_text(i, show_answers))
+        return "\n".join(lines)
+
+    def to_markdown(self, show_answers: bool = False) -> str:
+        parts = [f"### Quiz: {_md_plain(self.title)}"]
+        if self.description:
+            parts.append(_md_prose(self.description.strip()))
+        if self.questions:
+            parts.append(f"*{len(self)} questions. Run this cell in Jupyter to answer them and get feedback.*")
+        parts.extend(q.to_markdown(i, show_answers) for i, q in enumerate(self.questions, 1))
+        return "\n\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+# --------------------------------------------------------------------------- loading & validation
+
+
+def bank_dir() -> Path:
+    """The folder holding the quiz YAML files: ``$COURSE_QUIZ_DIR``, else ``quizzes/`` at the repo root."""
+    env = os.environ.get(ENV_QUIZ_DIR, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if path.is_dir():
+            return path
+        raise QuizNotFoundError(f"{ENV_QUIZ_DIR} is set to {env!r}, but there is no such folder.")
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / "quizzes", Path.cwd() / "quizzes", Path.cwd().parent / "quizzes"]
+    seen: list[Path] = []
+    for c in candidates:
+        c = c.resolve()
+        if c in seen:
+            continue
+        seen.append(c)
+        if c.is_dir():
+            return c
+    looked = "\n".join(f"  - {p}" for p in seen)
+    raise QuizNotFoundError(
+        "Could not find the quiz bank (a folder named 'quizzes' with the quiz YAML files). Looked in:\n"
+        f"{looked}\nSet the environment variable {ENV_QUIZ_DIR} to that folder."
+    )
+
+
+def list_quizzes() -> list[str]:
+    """The names (file stems) of the quizzes in the bank, sorted."""
+    d = bank_dir()
+    return sorted({p.stem for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()})
+
+
+def _resolve(name: str | os.PathLike) -> Path:
+    s = os.fspath(name)
+    p = Path(s).expanduser()
+    if p.suffix in (".yaml", ".yml") or os.sep in s or "/" in s:
+        if p.is_file():
+            return p
+        raise QuizNotFoundError(f"No quiz file at {p}.")
+    d = bank_dir()
+    names = list_quizzes()
+    prefixed = [n for n in names if n.startswith(s + "_")]
+    for stem in [s] + (prefixed if len(prefixed) == 1 else []):  # "03" finds "03_quantization"
+        for ext in (".yaml", ".yml"):
+            if (d / (stem + ext)).is_file():
+                return d / (stem + ext)
+    raise QuizNotFoundError(f"No quiz named {s!r} in {d}. Available: {', '.join(names) or 'none'}.")
+
+
+def load_quiz(name: str | os.PathLike) -> Quiz:
+    """Load and validate one quiz: a name from the bank ("03_quantization", or just "03") or a path."""
+    return _parse_file(_resolve(name))
+
+
+def load_bank(directory: str | os.PathLike | None = None) -> dict[str, Quiz]:
+    """Load every quiz of the bank, keyed by name, checking that ids are unique across all files."""
+    d = Path(directory) if directory is not None else bank_dir()
+    files = sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise QuizNotFoundError(f"The quiz bank {d} holds no .yaml files.")
+    bank: dict[str, Quiz] = {}
+    owner: dict[str, Path] = {}
+    for f in files:
+        quiz = _parse_file(f)
+        for q in quiz.questions:
+            if q.id in owner:
+                raise QuizFormatError(
+                    f"{f}: question {q.id!r}: duplicate id, already used in {owner[q.id]}. "
+                    "Ids must be unique across the whole bank.", f)
+            owner[q.id] = f
+        bank[quiz.name] = quiz
+    return bank
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _type_name(v: Any) -> str:
+    return "nothing" if v is None else type(v).__name__
+
+
+_COMMON_FIELDS = {"id", "type", "prompt", "difficulty", "source", "hint"}
+_FIELDS = {
+    "flashcard": {"answer"},
+    "multiple_choice": {"options", "answer", "explanation", "feedback"},
+    "practice": {"options", "answer", "explanation", "feedback", "steps", "common_mistakes", "quick_check"},
+    "checklist": {"concepts", "answer", "pass_mark"},
+    "numeric": {"answer", "tolerance", "unit", "explanation"},
+}
+_REQUIRED = {
+    "flashcard": ["answer"],
+    "multiple_choice": ["options", "answer", "explanation"],
+    "practice": ["options", "answer", "explanation", "steps", "hint", "common_mistakes", "quick_check"],
+    "checklist": ["concepts"],
+    "numeric": ["answer", "tolerance"],
+}
+
+
+def _parse_file(path: Path) -> Quiz:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise QuizFormatError(f"{path}: not UTF-8 text ({exc}).", path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise QuizFormatError(f"{path}: not valid YAML: {exc}", path) from None
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise QuizFormatError(f"{path}: the file must be a mapping with 'title' and 'questions', "
+                              f"found {_type_name(data)}.", path)
+    unknown = set(data) - {"title", "description", "questions"}
+    if unknown:
+        problems.append(f"unknown top-level field(s) {sorted(map(str, unknown))} "
+                        "(allowed: title, description, questions)")
+    title = data.get("title")
+    if not _is_text(title):
+        problems.append("'title' is missing or empty")
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        problems.append("'description' must be text")
+        description = ""
+    raw_questions = data.get("questions")
+    if not isinstance(raw_questions, list) or not raw_questions:
+        problems.append("'questions' must be a non-empty list")
+        raw_questions = []
+    questions: list[Question] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_questions, 1):
+        label = f"question #{i}"
+        if isinstance(raw, dict) and _is_text(raw.get("id")):
+            label = f"question {raw['id']!r}"
+        q_problems: list[str] = []
+        q = _parse_question(raw, q_problems, path.stem)
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            qid = raw["id"]
+            if qid in seen:
+                q_problems.append(f"duplicate id (also question #{seen[qid]} of this file)")
+            else:
+                seen[qid] = i
+        problems.extend(f"{label}: {p}" for p in q_problems)
+        if q is not None and not q_problems:
+            questions.append(q)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise QuizFormatError(f"{path}: {len(problems)} problem(s) in this quiz file:\n{listing}",
+                              path, [f"{path}: {p}" for p in problems])
+    return Quiz(name=path.stem, title=title.strip(), description=description.strip(),
+                questions=questions, path=path)
+
+
+def _text_list(v: Any, field_name: str, problems: list[str]) -> list[str]:
+    if not isinstance(v, list) or not v:
+        problems.append(f"'{field_name}' must be a non-empty list of text, found {_type_name(v)}")
+        return []
+    out = []
+    for j, item in enumerate(v, 1):
+        if not _is_text(item):
+            hint = " (quote it in the YAML, e.g. '0.5')" if isinstance(item, (int, float, bool)) else ""
+            problems.append(f"'{field_name}' item {j} must be text, found {_type_name(item)} {item!r}{hint}")
+        else:
+            out.append(item)
+    return out
+
+
+def _parse_question(raw: Any, problems: list[str], quiz_name: str) -> Question | None:
+    if not isinstance(raw, dict):
+        problems.append(f"must be a mapping of fields, found {_type_name(raw)}")
+        return None
+    qid = raw.get("id")
+    if not _is_text(qid):
+        problems.append("'id' is missing" if qid is None else f"'id' must be text, found {_type_name(qid)} {qid!r}")
+    elif not _ID_RE.match(qid):
+        problems.append(f"'id' {qid!r} may only use letters, digits, '_', '-' and '.'")
+    qtype = raw.get("type")
+    if qtype not in QUESTION_TYPES:
+        close = difflib.get_close_matches(str(qtype), list(QUESTION_TYPES), n=1)
+        problems.append(f"unknown type {qtype!r} (known: {', '.join(QUESTION_TYPES)})"
+                        + (f"; did you mean {close[0]!r}?" if close else ""))
+        return None
+    if not _is_text(raw.get("prompt")):
+        problems.append("'prompt' is missing or empty")
+    diff = raw.get("difficulty")
+    if diff is not None and diff not in DIFFICULTIES:
+        problems.append(f"difficulty {diff!r} must be one of {', '.join(DIFFICULTIES)}")
+    for opt_field in ("source", "hint"):
+        if opt_field in raw and not _is_text(raw[opt_field]):
+            problems.append(f"'{opt_field}' must be non-empty text")
+    allowed = _COMMON_FIELDS | _FIELDS[qtype]
+    unknown = sorted(map(str, set(raw) - allowed))
+    if unknown:
+        problems.append(f"unknown field(s) {unknown} for a {qtype} question (allowed: {', '.join(sorted(allowed))})")
+    for req in _REQUIRED[qtype]:
+        if raw.get(req) is None:
+            problems.append(f"'{req}' is missing (required for a {qtype} question)")
+    if problems:
+        return None
+
+    common = dict(id=qid, prompt=raw["prompt"], difficulty=diff, source=raw.get("source"),
+                  hint=raw.get("hint"), quiz=quiz_name)
+    if qtype == "flashcard":
+        if not _is_text(raw["answer"]):
+            problems.append("'answer' must be non-empty text")
+            return None
+        return Flashcard(answer=raw["answer"], **common)
+    if qtype in ("multiple_choice", "practice"):
+        options = _text_list(raw["options"], "options", problems)
+        if len(options) == 1:
+            problems.append("needs at least two options")
+        if len(options) > len(_LETTERS):
+            problems.append(f"has more than {len(_LETTERS)} options")
+        dupes = sorted({o for o in options if options.count(o) > 1})
+        if dupes:
+            problems.append(f"duplicate option(s) {dupes}")
+        answer = raw["answer"]
+        if not isinstance(answer, str):
+            problems.append(f"'answer' must be the exact text of one option, found {_type_name(answer)} {answer!r}")
+        elif options and answer not in options:
+            close = difflib.get_close_matches(answer, options, n=1, cutoff=0.5)
+            problems.append(f"answer {answer!r} is not one of the options"
+                            + (f"; closest option: {close[0]!r}" if close else ""))
+        if not _is_text(raw["explanation"]):
+            problems.append("'explanation' must be non-empty text")
+        feedback = raw.get("feedback") or {}
+        if not isinstance(feedback, dict):
+            problems.append("'feedback' must map option text to feedback text")
+            feedback = {}
+        for key, val in feedback.items():
+            if key not in options:
+                problems.append(f"feedback for {key!r}, which is not one of the options")
+            if not _is_text(val):
+                problems.append(f"feedback for {key!r} must be non-empty text")
+        extra = {}
+        if qtype == "practice":
+            extra["steps"] = _text_list(raw["steps"], "steps", problems)
+            extra["common_mistakes"] = _text_list(raw["common_mistakes"], "common_mistakes", problems)
+            if not _is_text(raw["quick_check"]):
+                problems.append("'quick_check' must be non-empty text")
+            extra["quick_check"] = raw["quick_check"]
+        if problems:
+            return None
+        cls = Practice if qtype == "practice" else MultipleChoice
+        return cls(options=list(options), answer=answer, explanation=raw["explanation"],
+                   feedback=dict(feedback), **extra, **common)
+    if qtype == "checklist":
+        raw_concepts = raw["concepts"]
+        concepts: list[Concept] = []
+        if not isinstance(raw_concepts, list) or not raw_concepts:
+            problems.append("'concepts' must be a non-empty list of {name, keywords}")
+            return None
+        for j, c in enumerate(raw_concepts, 1):
+            if not isinstance(c, dict) or not _is_text(c.get("name")):
+                problems.append(f"concept {j} needs a 'name' (and 'keywords')")
+                continue
+            bad = set(c) - {"name", "keywords"}
+            if bad:
+                problems.append(f"concept {c['name']!r}: unknown field(s) {sorted(map(str, bad))}")
+            kws = _text_list(c.get("keywords"), f"keywords of concept {c['name']!r}", problems)
+            concepts.append(Concept(name=c["name"].strip(), keywords=tuple(k.strip() for k in kws)))
+        names = [c.name for c in concepts]
+        if len(set(names)) != len(names):
+            problems.append("concept names must be unique")
+        answer = raw.get("answer")
+        if answer is not None and not _is_text(answer):
+            problems.append("'answer' (the model answer) must be text")
+        pass_mark = raw.get("pass_mark")
+        if pass_mark is not None and (isinstance(pass_mark, bool) or not isinstance(pass_mark, int)
+                                      or not 1 <= pass_mark <= len(raw_concepts)):
+            problems.append(f"'pass_mark' must be a whole number from 1 to {len(raw_concepts)}")
+        if problems:
+            return None
+        return Checklist(concepts=concepts, answer=answer, pass_mark=pass_mark, **common)
+    # numeric
+    answer = raw["answer"]
+    from_nb = answer == FROM_NOTEBOOK
+    if not from_nb and (isinstance(answer, bool) or not isinstance(answer, (int, float))
+                        or not math.isfinite(answer)):
+        problems.append(f"'answer' must be a number or {FROM_NOTEBOOK!r}, found {_type_name(answer)} {answer!r}")
+    tol = raw["tolerance"]
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0 or not math.isfinite(tol):
+        problems.append(f"'tolerance' must be a number >= 0, found {tol!r}")
+    for opt_field in ("unit", "explanation"):
+        if opt_field in raw and not _is_text(raw[opt_field]):
+            problems.append(f"'{opt_field}' must be non-empty text")
+    if problems:
+        return None
+    return Numeric(answer=None if from_nb else float(answer), tolerance=float(tol), unit=raw.get("unit"),
+                   explanation=raw.get("explanation"), from_notebook=from_nb, **common)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def default_progress_path() -> Path:
+    """``quiz_progress.json`` in :func:`course_lib.config.cache_dir` (honours ``COURSE_CACHE``)."""
+    from . import config
+
+    return config.cache_dir() / PROGRESS_FILE
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Progress:
+    """Answers saved across sessions: one record per question id.
+
+    A record holds ``quiz``, ``type``, ``attempts``, ``last_response``, ``correct``,
+    ``timestamp`` (UTC, ISO 8601) and, for checklists, ``score``/``total``. The file is
+    rewritten atomically after every answer. A file that cannot be parsed is moved aside
+    to ``quiz_progress.json.bak`` (with a warning) and progress starts afresh.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_progress_path()
+        self.records: dict[str, dict] = {}
+        self._read_failed = False
+        self.load()
+
+    def __repr__(self) -> str:
+        return f"<Progress: {len(self.records)} questions answered>"
+
+    # storage ---------------------------------------------------------------
+    def load(self) -> "Progress":
+        """(Re)read the file; keeps what other notebooks or kernels have saved meanwhile."""
+        self.records = self._read()
+        return self
+
+    def _backup_path(self) -> Path:
+        cand = self.path.with_name(self.path.name + ".bak")
+        n = 1
+        while cand.exists():
+            cand = self.path.with_name(f"{self.path.name}.bak{n}")
+            n += 1
+        return cand
+
+    def _move_aside(self, reason: str) -> None:
+        backup = self._backup_path()
+        try:
+            os.replace(self.path, backup)
+            where = f"it was moved to {backup}"
+        except OSError as exc:  # pragma: no cover - unusual file systems
+            where = f"it could not be moved aside ({exc})"
+        warnings.warn(f"Quiz progress file {self.path} is unreadable ({reason}); {where} "
+                      "and progress starts afresh.", RuntimeWarning, stacklevel=3)
+
+    def _read(self) -> dict[str, dict]:
+        self._read_failed = False
+        if not self.path.exists():
+            return {}
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            self._read_failed = True
+            warnings.warn(f"Could not read quiz progress {self.path} ({exc}); answers will not be saved "
+                          "this session, so the file is left untouched.", RuntimeWarning, stacklevel=3)
+            return {}
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            self._move_aside(f"not valid JSON: {exc}")
+            return {}
+        if not isinstance(data, dict) or not isinstance(data.get("questions"), dict):
+            self._move_aside("not a quiz progress file: no 'questions' mapping")
+            return {}
+        records, bad = {}, []
+        for qid, rec in data["questions"].items():
+            if isinstance(rec, dict) and isinstance(rec.get("correct"), bool):
+                records[str(qid)] = rec
+            else:
+                bad.append(str(qid))
+        if bad:
+            backup = self._backup_path()
+            try:
+                backup.write_bytes(raw)
+                saved = f"a copy of the file is in {backup}"
+            except OSError as exc:  # pragma: no cover
+                saved = f"no copy could be made ({exc})"
+            warnings.warn(f"Quiz progress {self.path}: ignoring {len(bad)} malformed record(s) "
+                          f"({', '.join(bad[:5])}); {saved}.", RuntimeWarning, stacklevel=3)
+        return records
+
+    def save(self) -> None:
+        """Write the records atomically (temporary file + ``os.replace``)."""
+        if self._read_failed:
+            warnings.warn(f"Quiz progress not saved: {self.path} could not be read earlier.",
+                          RuntimeWarning, stacklevel=2)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"version": PROGRESS_VERSION, "questions": self.records},
+                             indent=1, sort_keys=True, ensure_ascii=False, default=str)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".quiz_progress.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # answers ---------------------------------------------------------------
+    def record(self, question: Question, response: Any, result: Result) -> dict:
+        """Store one answer (re-reading the file first) and save at once."""
+        self.load()
+        rec = dict(self.records.get(question.id, {}))
+        stored = result.response if result.response is not None else response
+        if not isinstance(stored, (str, int, float, bool, type(None))):
+            stored = str(stored)
+        rec.update(quiz=question.quiz, type=question.type, attempts=int(rec.get("attempts", 0)) + 1,
+                   last_response=stored, correct=bool(result.correct), timestamp=_now())
+        if result.score is not None:
+            rec.update(score=result.score, total=result.total)
+        self.records[question.id] = rec
+        try:
+            self.save()
+        except OSError as exc:
+            warnings.warn(f"Could not save quiz progress to {self.path}: {exc}", RuntimeWarning, stacklevel=2)
+        return rec
+
+    def get(self, question_id: str) -> dict | None:
+        return self.records.get(question_id)
+
+    def score(self, quiz: "Quiz | str") -> tuple[int, int]:
+        """(questions whose last answer was right, questions in the quiz)."""
+        quiz = quiz if isinstance(quiz, Quiz) else load_quiz(quiz)
+        right = sum(1 for q in quiz.questions if (self.records.get(q.id) or {}).get("correct") is True)
+        return right, len(quiz.questions)
+
+    def overall(self, bank: Mapping[str, Quiz] | None = None):
+        """A DataFrame with one row per quiz: answered, correct, total."""
+        import pandas as pd
+
+        bank = load_bank() if bank is None else bank
+        rows = []
+        for name, quiz in bank.items():
+            answered = sum(1 for q in quiz.questions if q.id in self.records)
+            right, total = self.score(quiz)
+            rows.append({"quiz": name, "title": quiz.title, "answered": answered, "correct": right,
+                         "total": total})
+        return pd.DataFrame(rows, columns=["quiz", "title", "answered", "correct", "total"])
+
+    def mistakes(self, bank: Mapping[str, Quiz] | None = None) -> list[Question]:
+        """Questions whose last answer was wrong (flashcards: marked "review again"), in bank order."""
+        bank = load_bank() if bank is None else bank
+        return [q for quiz in bank.values() for q in quiz.questions
+                if (self.records.get(q.id) or {}).get("correct") is False]
+
+    def reset(self, quiz: "Quiz | str | None" = None) -> None:
+        """Forget every answer, or those of one quiz."""
+        self.load()
+        if quiz is None:
+            self.records = {}
+        else:
+            quiz = quiz if isinstance(quiz, Quiz) else load_quiz(quiz)
+            for qid in quiz.ids:
+                self.records.pop(qid, None)
+        self.save()
+
+
+def score(name: str | Quiz) -> tuple[int, int]:
+    """(right, total) for one quiz, from the saved progress."""
+    return Progress().score(name)
+
+
+def overall_progress():
+    """Progress across the workbook: a DataFrame with one row per quiz."""
+    return Progress().overall()
+
+
+def mistakes() -> list[Question]:
+    """The questions of the whole bank whose last answer was wrong."""
+    return Progress().mistakes()
+
+
+def reset_progress(name: str | Quiz | None = None) -> None:
+    """Forget saved answers (all of them, or one quiz's)."""
+    Progress().reset(name)
+
+
+# --------------------------------------------------------------------------- display
+
+
+def _kernel_shell():
+    """The IPython shell when running in a Jupyter kernel, else None (plain Python, terminal IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    return shell
+
+
+def quiz_widget(name: str | Quiz, answers: Mapping[str, Any] | None = None, progress: Progress | None = None):
+    """Build (without displaying) the interactive quiz: a :class:`course_lib.quiz_widgets.QuizView`.
+
+    ``view.box`` is the ipywidgets VBox; ``view.views`` the per-question views.
+    """
+    from . import quiz_widgets
+
+    quiz = name if isinstance(name, Quiz) else load_quiz(name)
+    quiz = quiz.with_answers(answers)
+    return quiz_widgets.QuizView(quiz, progress if progress is not None else Progress())
+
+
+def show_quiz(name: str | Quiz, answers: Mapping[str, Any] | None = None) -> None:
+    """Show a quiz in the notebook: interactive widgets, with a readable text fallback.
+
+    ``name``: a quiz of the bank ("01_baseline_and_metrics") or a path to a YAML file.
+    ``answers``: numbers computed in the notebook for numeric questions, ``{question_id: value}``.
+
+    In a Jupyter kernel this displays one output whose widget view is the quiz and whose
+    text/plain and text/markdown forms are the readable quiz (stable between runs, so
+    static exports and nbval see text). Under plain Python it prints the quiz as text.
+    """
+    quiz = name if isinstance(name, Quiz) else load_quiz(name)
+    quiz = quiz.with_answers(answers)
+    _show(quiz, lambda: quiz_widget(quiz))
+
+
+def review_mistakes() -> None:
+    """Show every question last answered wrong, across the workbook, to try again."""
+    wrong = mistakes()
+    if not wrong:
+        quiz = Quiz(name="review", title="Review my mistakes", questions=[],
+                    description="Nothing to review: no question is currently answered wrong.")
+        _show(quiz, None)
+        return
+    quiz = Quiz(name="review", title="Review my mistakes", questions=wrong,
+                description=f"{len(wrong)} question(s) you last answered wrong. Try them again.")
+    _show(quiz, lambda: quiz_widget(quiz))
+
+
+def _show(quiz: Quiz, build) -> None:
+    shell = _kernel_shell()
+    text = quiz.to_text()
+    if shell is None:
+        print(text)
+        return
+    from IPython.display import display
+
+    bundle = {"text/plain": text, "text/markdown": quiz.to_markdown()}
+    if build is not None:
+        try:
+            view = build()
+        except ImportError:  # ipywidgets missing: the text is still there
+            view = None
+        if view is not None:
+            bundle.update(view.widget_bundle())
+    display(bundle, raw=True)

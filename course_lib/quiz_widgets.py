@@ -1,0 +1,314 @@
+"""ipywidgets views of the quizzes in :mod:`course_lib.quiz` (use ``show_quiz``, not this module).
+
+Every piece of quiz text goes through :func:`course_lib.quiz.markdown_to_html`, which
+escapes it, so a quiz file can never inject HTML or scripts. Widgets carry stable CSS
+classes (``quiz``, ``quiz-question``, ``quiz-check``, ``quiz-hint``, ``quiz-feedback``,
+``quiz-score``, ``quiz-flip``...; listed in ``quizzes/README.md``) for browser tests.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Callable
+
+import ipywidgets as W
+
+from .quiz import (
+    Checklist,
+    Flashcard,
+    MultipleChoice,
+    Numeric,
+    Practice,
+    Progress,
+    Question,
+    Quiz,
+    Result,
+    _LETTERS,
+    markdown_to_html,
+)
+
+_OK = "#1a7f37"
+_BAD = "#b3261e"
+_NOTE = "#555555"
+
+
+def _box(html_text: str, color: str | None = None) -> str:
+    if not html_text:
+        return ""
+    style = f"border-left:4px solid {color};padding:2px 10px;margin:4px 0" if color else "margin:4px 0"
+    return f'<div style="{style}">{html_text}</div>'
+
+
+def _button(description: str, css: str, tooltip: str = "", style: str = "") -> W.Button:
+    b = W.Button(description=description, tooltip=tooltip or description, button_style=style,
+                 layout=W.Layout(width="auto"))
+    return b.add_class(css)
+
+
+class QuestionView:
+    """The widgets of one question: prompt, input, buttons, feedback."""
+
+    def __init__(self, question: Question, number: int, progress: Progress,
+                 on_answer: Callable[[], None] | None = None):
+        self.question = question
+        self.number = number
+        self.progress = progress
+        self.on_answer = on_answer
+        self.last_result: Result | None = None
+        tag = question.label + (f" · {question.difficulty}" if question.difficulty else "")
+        self.prompt = W.HTML(
+            f"<div><b>Question {number}</b> <span style='color:{_NOTE}'>({html.escape(tag)})</span></div>"
+            + markdown_to_html(question.prompt)
+        ).add_class("quiz-prompt")
+        self.feedback = W.HTML("").add_class("quiz-feedback")
+        self.solution = W.HTML("").add_class("quiz-solution")
+        self.hint_text = W.HTML("").add_class("quiz-hint-text")
+        self.hint_button = None
+        if question.hint:
+            self.hint_button = _button("Hint", "quiz-hint", "Show a hint")
+            self.hint_button.on_click(self._toggle_hint)
+        self.buttons: list[W.Widget] = []
+        self.inputs: list[W.Widget] = self._build_inputs()
+        row = [w for w in self.buttons] + ([self.hint_button] if self.hint_button else [])
+        self.box = W.VBox(
+            [self.prompt, *self.inputs, W.HBox(row), self.hint_text, self.feedback, self.solution],
+            layout=W.Layout(border="1px solid #ddd", padding="6px 10px", margin="6px 0"),
+        ).add_class("quiz-question").add_class(f"quiz-{question.type.replace('_', '-')}")
+        record = progress.get(question.id)
+        if record:
+            self.restore(record)
+
+    # hooks for subclasses -----------------------------------------------------
+    def _build_inputs(self) -> list[W.Widget]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def restore(self, record: dict) -> None:
+        """Show an answer saved in an earlier session."""
+        response = record.get("last_response")
+        try:
+            self._set_input(response)
+            result = self.question.check(response)
+        except (ValueError, TypeError):
+            verdict = "right" if record.get("correct") else "wrong"
+            self._note(f"Your saved answer ({record.get('attempts', 1)} attempt(s)) was {verdict}.")
+            return
+        self._show(result, saved=record)
+
+    def _set_input(self, response: Any) -> None:
+        pass
+
+    # common behaviour -----------------------------------------------------------
+    def _toggle_hint(self, _=None) -> None:
+        if self.hint_text.value:
+            self.hint_text.value = ""
+            self.hint_button.description = "Hint"
+        else:
+            self.hint_text.value = _box("💡 " + markdown_to_html(self.question.hint), "#f0b400")
+            self.hint_button.description = "Hide hint"
+
+    def _note(self, text: str) -> None:
+        self.feedback.value = _box(html.escape(text), _NOTE)
+
+    def answer(self, response: Any) -> Result | None:
+        """Grade ``response``, save it to the progress file and show the feedback."""
+        try:
+            result = self.question.check(response)
+        except ValueError as exc:
+            self._note(str(exc))
+            return None
+        self.progress.record(self.question, response, result)
+        self._show(result)
+        if self.on_answer:
+            self.on_answer()
+        return result
+
+    def _show(self, result: Result, saved: dict | None = None) -> None:
+        self.last_result = result
+        prefix = ""
+        if saved:
+            prefix = (f"<div style='color:{_NOTE}'><i>Your saved answer "
+                      f"({int(saved.get('attempts', 1))} attempt(s) so far):</i></div>")
+        color = _OK if result.correct else _BAD
+        self.feedback.value = _box(prefix + markdown_to_html(result.feedback), color)
+        self.solution.value = _box(markdown_to_html(result.solution)) if result.solution else ""
+
+
+class ChoiceView(QuestionView):
+    """Multiple choice and practice problems: radio buttons and a Check button."""
+
+    question: MultipleChoice
+
+    def _build_inputs(self) -> list[W.Widget]:
+        q = self.question
+        self.radio = W.RadioButtons(
+            options=[(f"{_LETTERS[i]}. {opt}", i) for i, opt in enumerate(q.options)],
+            value=None, layout=W.Layout(width="auto"),
+        ).add_class("quiz-options")
+        self.check_button = _button("Check", "quiz-check", "Check your answer", "primary")
+        self.check_button.on_click(self._on_check)
+        self.buttons = [self.check_button]
+        return [self.radio]
+
+    def _on_check(self, _=None) -> None:
+        if self.radio.value is None:
+            self._note("Pick an option first.")
+            return
+        self.answer(self.radio.value)
+
+    def _set_input(self, response: Any) -> None:
+        self.radio.value = self.question.option_index(response)
+
+
+class FlashcardView(QuestionView):
+    """A card that flips on click; then the learner marks it known or to review."""
+
+    question: Flashcard
+
+    def _build_inputs(self) -> list[W.Widget]:
+        self.flip_button = _button("Show answer", "quiz-flip", "Flip the card")
+        self.flip_button.on_click(self.flip)
+        self.knew_button = _button("I knew it", "quiz-knew", "Mark as known", "success")
+        self.review_button = _button("Review again", "quiz-review", "Show this card again later", "warning")
+        self.knew_button.on_click(lambda _=None: self.answer(True))
+        self.review_button.on_click(lambda _=None: self.answer(False))
+        self.knew_button.layout.display = "none"
+        self.review_button.layout.display = "none"
+        self.answer_html = W.HTML("").add_class("quiz-answer")
+        self.buttons = [self.flip_button, self.knew_button, self.review_button]
+        return [self.answer_html]
+
+    @property
+    def flipped(self) -> bool:
+        return bool(self.answer_html.value)
+
+    def flip(self, _=None) -> None:
+        if self.flipped:
+            self.answer_html.value = ""
+            self.flip_button.description = "Show answer"
+            self.knew_button.layout.display = self.review_button.layout.display = "none"
+        else:
+            self.answer_html.value = _box(markdown_to_html(self.question.answer), "#3b6fd6")
+            self.flip_button.description = "Hide answer"
+            self.knew_button.layout.display = self.review_button.layout.display = None
+
+    def _show(self, result: Result, saved: dict | None = None) -> None:
+        # the answer itself is on the card: only the verdict goes to the feedback
+        self.last_result = result
+        prefix = "<i>Saved from an earlier session:</i> " if saved else ""
+        self.feedback.value = _box(prefix + markdown_to_html(result.feedback), _OK if result.correct else "#f0b400")
+
+
+class ChecklistView(QuestionView):
+    """An open question: a text area scored against the key concepts."""
+
+    question: Checklist
+
+    def _build_inputs(self) -> list[W.Widget]:
+        self.text = W.Textarea(placeholder="Write your answer here, in a few sentences…", rows=5,
+                               layout=W.Layout(width="95%")).add_class("quiz-text")
+        self.check_button = _button("Check", "quiz-check", "Score your answer", "primary")
+        self.check_button.on_click(self._on_check)
+        self.buttons = [self.check_button]
+        return [self.text]
+
+    def _on_check(self, _=None) -> None:
+        if not self.text.value.strip():
+            self._note("Write your answer first.")
+            return
+        self.answer(self.text.value)
+
+    def _set_input(self, response: Any) -> None:
+        self.text.value = "" if response is None else str(response)
+
+
+class NumericView(QuestionView):
+    """A number box and a Check button."""
+
+    question: Numeric
+
+    def _build_inputs(self) -> list[W.Widget]:
+        q = self.question
+        self.number_input = W.FloatText(value=0.0, description="Answer:",
+                                        layout=W.Layout(width="220px")).add_class("quiz-number")
+        self.check_button = _button("Check", "quiz-check", "Check your number", "primary")
+        self.check_button.on_click(self._on_check)
+        self.buttons = [self.check_button]
+        items: list[W.Widget] = [self.number_input]
+        if q.unit:
+            items.append(W.Label(q.unit).add_class("quiz-unit"))
+        widgets = [W.HBox(items)]
+        if q.answer is None:
+            widgets.append(W.HTML(_box(html.escape(
+                "This number comes from your own run of the notebook; run the chapter's cells "
+                "before this quiz so it can be checked."), _NOTE)).add_class("quiz-note"))
+        return widgets
+
+    def _on_check(self, _=None) -> None:
+        if self.question.answer is None:
+            self._note("This number comes from your own run of the notebook, and it was not passed to "
+                       "the quiz, so it cannot be checked here. Compare with the value printed above.")
+            return
+        self.answer(self.number_input.value)
+
+    def _set_input(self, response: Any) -> None:
+        self.number_input.value = float(Numeric.parse(response))
+
+
+VIEW_TYPES: dict[type, type[QuestionView]] = {
+    Practice: ChoiceView,
+    MultipleChoice: ChoiceView,
+    Flashcard: FlashcardView,
+    Checklist: ChecklistView,
+    Numeric: NumericView,
+}
+
+
+def view_for(question: Question, number: int, progress: Progress, on_answer=None) -> QuestionView:
+    return VIEW_TYPES[type(question)](question, number, progress, on_answer)
+
+
+class QuizView:
+    """A whole quiz: title, score line and one view per question, in ``box``."""
+
+    def __init__(self, quiz: Quiz, progress: Progress):
+        self.quiz = quiz
+        self.progress = progress
+        title = f"<h3 style='margin:4px 0'>Quiz: {html.escape(quiz.title)}</h3>"
+        if quiz.description:
+            title += markdown_to_html(quiz.description)
+        self.title = W.HTML(title).add_class("quiz-title")
+        self.score_label = W.HTML("").add_class("quiz-score")
+        self.views = [view_for(q, i, progress, self.refresh_score) for i, q in enumerate(quiz.questions, 1)]
+        self.box = W.VBox([self.title, self.score_label, *(v.box for v in self.views)]).add_class("quiz")
+        self.refresh_score()
+
+    def __repr__(self) -> str:
+        return f"<QuizView {self.quiz.name!r}: {len(self.views)} questions>"
+
+    def __getitem__(self, key: int | str) -> QuestionView:
+        if isinstance(key, str):
+            for v in self.views:
+                if v.question.id == key:
+                    return v
+            raise KeyError(key)
+        return self.views[key]
+
+    def score(self) -> tuple[int, int]:
+        right = sum(1 for v in self.views if (self.progress.get(v.question.id) or {}).get("correct") is True)
+        return right, len(self.views)
+
+    def refresh_score(self) -> None:
+        right, total = self.score()
+        answered = sum(1 for v in self.views if self.progress.get(v.question.id))
+        self.score_label.value = (f"<b>Score: {right}/{total} correct</b> "
+                                  f"<span style='color:{_NOTE}'>({answered} answered)</span>")
+
+    def widget_bundle(self) -> dict:
+        """The widget-view part of a display bundle (the caller adds the text fallbacks)."""
+        return {"application/vnd.jupyter.widget-view+json": {
+            "version_major": 2, "version_minor": 0, "model_id": self.box.model_id}}
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        bundle = {"text/plain": self.quiz.to_text(), "text/markdown": self.quiz.to_markdown()}
+        bundle.update(self.widget_bundle())
+        return bundle

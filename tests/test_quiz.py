@@ -1,0 +1,558 @@
+"""The quiz engine: loading and validation, grading, progress, widgets, text fallback, safety.
+
+No browser and no model: widgets are built in memory and "clicked" with ``Button.click()``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from course_lib import quiz as Q
+
+GOOD_MCQ = """\
+title: A tiny quiz
+questions:
+  - id: t-mcq
+    type: multiple_choice
+    difficulty: easy
+    prompt: Pick B.
+    options: [alpha, beta, gamma]
+    answer: beta
+    explanation: Because B.
+    feedback:
+      alpha: Not alpha.
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Each test gets its own cache (progress file) folder."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_QUIZ_DIR", raising=False)
+
+
+def write(tmp_path: Path, text: str, name: str = "bad.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return Q.load_bank()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_bank_found_next_to_package_and_all_files_valid(bank):
+    assert Q.bank_dir() == Path(Q.__file__).resolve().parent.parent / "quizzes"
+    assert list(bank) == ["00_cheat_sheet", "01_baseline_and_metrics", "02_knowledge_distillation",
+                          "03_quantization", "04_pruning", "05_low_rank"]
+    for quiz in bank.values():
+        assert quiz.title and len(quiz) >= 6
+        assert all(q.quiz == quiz.name for q in quiz)
+    ids = [q.id for quiz in bank.values() for q in quiz]
+    assert len(ids) == len(set(ids))
+
+
+def test_load_quiz_by_name_prefix_and_path(bank):
+    assert Q.load_quiz("03_quantization").ids == bank["03_quantization"].ids
+    assert Q.load_quiz("03").name == "03_quantization"
+    path = Q.bank_dir() / "04_pruning.yaml"
+    assert Q.load_quiz(path).name == "04_pruning"
+    assert Q.load_quiz(str(path)).name == "04_pruning"
+    with pytest.raises(Q.QuizNotFoundError, match="Available: 00_cheat_sheet"):
+        Q.load_quiz("99_nothing")
+
+
+def test_bank_dir_env_var(tmp_path, monkeypatch):
+    write(tmp_path, GOOD_MCQ, "only.yaml")
+    monkeypatch.setenv("COURSE_QUIZ_DIR", str(tmp_path))
+    assert Q.list_quizzes() == ["only"]
+    assert Q.load_quiz("only")["t-mcq"].answer == "beta"
+    monkeypatch.setenv("COURSE_QUIZ_DIR", str(tmp_path / "missing"))
+    with pytest.raises(Q.QuizNotFoundError, match="COURSE_QUIZ_DIR.*missing"):
+        Q.load_bank()
+
+
+def test_bank_not_found_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setattr(Q, "__file__", str(tmp_path / "pkg" / "course_lib" / "quiz.py"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Q.QuizNotFoundError) as err:
+        Q.bank_dir()
+    msg = str(err.value)
+    assert "Looked in" in msg and str(tmp_path / "pkg" / "quizzes") in msg and "COURSE_QUIZ_DIR" in msg
+
+
+MALFORMED = {
+    "yaml_syntax": ("title: x\nquestions:\n  - id: a\n    prompt: [unclosed\n", ["not valid YAML", "line"]),
+    "missing_answer": ("""\
+        title: x
+        questions:
+          - id: q-noanswer
+            type: multiple_choice
+            prompt: p?
+            options: [a, b]
+            explanation: e
+        """, ["q-noanswer", "'answer' is missing"]),
+    "answer_not_option": ("""\
+        title: x
+        questions:
+          - id: q-wrong
+            type: multiple_choice
+            prompt: p?
+            options: [apple, banana]
+            answer: bananas
+            explanation: e
+        """, ["q-wrong", "not one of the options", "closest option: 'banana'"]),
+    "duplicate_id": ("""\
+        title: x
+        questions:
+          - {id: dup, type: flashcard, prompt: p, answer: a}
+          - {id: dup, type: flashcard, prompt: p2, answer: a2}
+        """, ["'dup'", "duplicate id"]),
+    "unknown_type": ("""\
+        title: x
+        questions:
+          - {id: q-type, type: multiple_choise, prompt: p, answer: a}
+        """, ["q-type", "unknown type 'multiple_choise'", "did you mean 'multiple_choice'"]),
+    "missing_prompt": ("""\
+        title: x
+        questions:
+          - {id: q-noprompt, type: flashcard, answer: a}
+        """, ["q-noprompt", "'prompt' is missing"]),
+    "bad_difficulty": ("""\
+        title: x
+        questions:
+          - {id: q-diff, type: flashcard, prompt: p, answer: a, difficulty: beginner}
+        """, ["q-diff", "difficulty 'beginner'"]),
+    "checklist_without_concepts": ("""\
+        title: x
+        questions:
+          - {id: q-check, type: checklist, prompt: p}
+        """, ["q-check", "'concepts' is missing"]),
+    "checklist_concept_without_keywords": ("""\
+        title: x
+        questions:
+          - id: q-check2
+            type: checklist
+            prompt: p
+            concepts: [{name: teacher}]
+        """, ["q-check2", "keywords of concept 'teacher'"]),
+    "numeric_without_tolerance": ("""\
+        title: x
+        questions:
+          - {id: q-num, type: numeric, prompt: p, answer: 3}
+        """, ["q-num", "'tolerance' is missing"]),
+    "numeric_answer_text": ("""\
+        title: x
+        questions:
+          - {id: q-num2, type: numeric, prompt: p, answer: three, tolerance: 0}
+        """, ["q-num2", "'answer' must be a number or 'from_notebook'"]),
+    "unquoted_number_option": ("""\
+        title: x
+        questions:
+          - id: q-float
+            type: multiple_choice
+            prompt: p
+            options: [0.0, "0.5"]
+            answer: "0.5"
+            explanation: e
+        """, ["q-float", "quote it"]),
+    "feedback_for_unknown_option": ("""\
+        title: x
+        questions:
+          - id: q-fb
+            type: multiple_choice
+            prompt: p
+            options: [a, b]
+            answer: a
+            explanation: e
+            feedback: {c: no}
+        """, ["q-fb", "feedback for 'c'"]),
+    "practice_missing_steps": ("""\
+        title: x
+        questions:
+          - id: q-prac
+            type: practice
+            prompt: p
+            options: [a, b]
+            answer: a
+            explanation: e
+            hint: h
+            quick_check: q
+            common_mistakes: [m]
+        """, ["q-prac", "'steps' is missing"]),
+    "unknown_field": ("""\
+        title: x
+        questions:
+          - {id: q-typo, type: flashcard, prompt: p, answer: a, hnit: h}
+        """, ["q-typo", "unknown field(s) ['hnit']"]),
+    "no_id": ("""\
+        title: x
+        questions:
+          - {type: flashcard, prompt: p, answer: a}
+        """, ["question #1", "'id' is missing"]),
+    "no_title": ("""\
+        questions:
+          - {id: a, type: flashcard, prompt: p, answer: a}
+        """, ["'title' is missing"]),
+    "no_questions": ("title: x\n", ["'questions' must be a non-empty list"]),
+    "not_a_mapping": ("- just\n- a list\n", ["must be a mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_file_rejected_with_clear_message(tmp_path, case):
+    text, expected = MALFORMED[case]
+    path = write(tmp_path, text, f"{case}.yaml")
+    with pytest.raises(Q.QuizFormatError) as err:
+        Q.load_quiz(path)
+    msg = str(err.value)
+    assert f"{case}.yaml" in msg
+    for piece in expected:
+        assert piece in msg, f"{piece!r} not in {msg!r}"
+
+
+def test_all_problems_of_a_file_reported_at_once(tmp_path):
+    path = write(tmp_path, """\
+        title: x
+        questions:
+          - {id: one, type: flashcard, prompt: p}
+          - {id: two, type: numeric, prompt: p, answer: 1}
+        """)
+    with pytest.raises(Q.QuizFormatError) as err:
+        Q.load_quiz(path)
+    assert len(err.value.problems) == 2
+    assert "'one'" in str(err.value) and "'two'" in str(err.value)
+
+
+def test_duplicate_id_across_files(tmp_path):
+    write(tmp_path, GOOD_MCQ, "a.yaml")
+    write(tmp_path, GOOD_MCQ.replace("A tiny quiz", "Another"), "b.yaml")
+    with pytest.raises(Q.QuizFormatError, match=r"b\.yaml.*'t-mcq'.*duplicate id.*a\.yaml"):
+        Q.load_bank(tmp_path)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = write(tmp_path, """\
+        title: !!python/object/apply:os.system ["echo hacked"]
+        questions: []
+        """)
+    with pytest.raises(Q.QuizFormatError, match="not valid YAML"):
+        Q.load_quiz(path)
+    source = Path(Q.__file__).read_text() + (Path(Q.__file__).parent / "quiz_widgets.py").read_text()
+    assert "yaml.safe_load" in source
+    assert not re.search(r"\b(eval|exec)\(", source)
+    assert "yaml.load(" not in source
+
+
+# --------------------------------------------------------------------------- grading
+
+
+def test_multiple_choice_accepts_text_index_and_letter(tmp_path):
+    q = Q.load_quiz(write(tmp_path, GOOD_MCQ, "ok.yaml"))["t-mcq"]
+    for response in ("beta", " Beta ", 1, "B", "b", "(B)", "B."):
+        assert q.check(response).correct, response
+    res = q.check("alpha")
+    assert not res.correct
+    assert "Not alpha." in res.feedback and "Because B." in res.feedback and "B. beta" in res.feedback
+    assert res.response == "alpha"
+    for bad in ("D", 3, -1, "delta", True, None):
+        with pytest.raises(ValueError):
+            q.check(bad)
+
+
+def test_checklist_scoring(bank):
+    q = bank["00_cheat_sheet"]["cs-check-quantization"]
+    res = q.check("Quantization uses INT8 instead of float32 (lower precision): a smaller, faster model.")
+    assert res.score == 4 and res.total == 5 and not res.correct
+    assert res.feedback.startswith("You got 4/5 concepts")
+    assert res.missing == ["usually a small loss of accuracy (a trade-off)"]
+    assert "Missing: usually a small loss" in res.feedback
+    assert q.check("").score == 0
+    assert q.check(None).feedback.startswith("You got 0/5 concepts")
+    # word-start matching: "compress" matches "compression"; hyphen/space interchangeable
+    c = Q.Concept("x", ("8-bit",))
+    assert c.found_in("an 8 bit integer") and c.found_in("8-BIT") and not c.found_in("128bit")
+    assert Q.Concept("y", ("compress",)).found_in("Compression!")
+
+
+def test_numeric_tolerance_and_parsing(bank):
+    q = bank["01_baseline_and_metrics"]["eval-cm-accuracy-original"]
+    assert q.check(92.5).correct and q.check("92.5%").correct and q.check("92,55").correct
+    assert not q.check(92.7).correct and not q.check(float("nan")).correct
+    assert "92.5%" in q.check(90).feedback
+    with pytest.raises(ValueError):
+        q.check("ninety")
+
+
+def test_from_notebook_answer_supplied_at_run_time(bank):
+    quiz = bank["01_baseline_and_metrics"]
+    q = quiz["eval-baseline-f1"]
+    assert q.answer is None and q.from_notebook
+    with pytest.raises(ValueError, match="answers="):
+        q.check(0.9)
+    filled = quiz.with_answers({"eval-baseline-f1": 0.951})
+    assert filled["eval-baseline-f1"].check(0.95).correct
+    assert not filled["eval-baseline-f1"].check(0.94).correct
+    assert quiz["eval-baseline-f1"].answer is None  # the original is untouched
+    # a declared answer can be overridden too
+    over = quiz.with_answers({"eval-cm-accuracy-original": 50})
+    assert over["eval-cm-accuracy-original"].check(50).correct
+    with pytest.raises(KeyError, match="eval-baseline-f1"):
+        quiz.with_answers({"nope": 1})
+    with pytest.raises(ValueError, match="only numeric"):
+        quiz.with_answers({"eval-self-check": 1})
+    with pytest.raises(ValueError, match="finite number"):
+        quiz.with_answers({"eval-baseline-f1": "high"})
+
+
+def test_flashcard_is_self_graded(bank):
+    q = bank["00_cheat_sheet"]["cs-flash-distillation"]
+    assert q.check(True).correct and q.check("yes").correct
+    res = q.check(False)
+    assert not res.correct and "student" in res.solution
+    with pytest.raises(ValueError):
+        q.check("maybe")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_progress_saved_and_reloaded_after_restart(bank, tmp_path):
+    quiz = bank["00_cheat_sheet"]
+    p = Q.Progress()
+    assert p.path == tmp_path / "cache" / "quiz_progress.json"
+    for qid, resp in [("cs-mcq-1", "A"), ("cs-mcq-2", "A"), ("cs-mcq-2", "D"), ("cs-practice-1", 0)]:
+        q = quiz[qid]
+        p.record(q, resp, q.check(resp))
+    assert not list(p.path.parent.glob("*.tmp"))  # atomic write leaves no temporary file
+    fresh = Q.Progress()  # a new kernel
+    rec = fresh.get("cs-mcq-2")
+    assert rec["attempts"] == 2 and rec["correct"] is True and rec["quiz"] == "00_cheat_sheet"
+    assert rec["last_response"] == quiz["cs-mcq-2"].answer and "T" in rec["timestamp"]
+    assert fresh.get("cs-practice-1")["correct"] is False
+    assert Q.score("00_cheat_sheet") == (2, len(quiz))
+    assert [q.id for q in Q.mistakes()] == ["cs-practice-1"]
+    table = Q.overall_progress()
+    row = table.set_index("quiz").loc["00_cheat_sheet"]
+    assert (row["answered"], row["correct"], row["total"]) == (3, 2, len(quiz))
+    Q.reset_progress("00_cheat_sheet")
+    assert Q.score("00_cheat_sheet") == (0, len(quiz))
+
+
+def test_checklist_progress_keeps_score(bank):
+    q = bank["00_cheat_sheet"]["cs-check-distillation"]
+    Q.Progress().record(q, "a teacher and a student", q.check("a teacher and a student"))
+    rec = Q.Progress().get(q.id)
+    assert (rec["score"], rec["total"], rec["correct"]) == (2, 5, False)
+
+
+def test_corrupt_progress_file_moved_aside(bank, tmp_path):
+    path = tmp_path / "cache" / "quiz_progress.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"version": 1, "questions": {"cs-mcq-1": ', encoding="utf-8")
+    with pytest.warns(RuntimeWarning, match="unreadable.*moved to"):
+        p = Q.Progress()
+    assert p.records == {}
+    backup = path.with_name("quiz_progress.json.bak")
+    assert backup.read_text(encoding="utf-8").startswith('{"version": 1')  # nothing lost
+    q = bank["00_cheat_sheet"]["cs-mcq-1"]
+    p.record(q, "A", q.check("A"))
+    assert Q.Progress().get("cs-mcq-1")["correct"] is True
+    # a second corruption does not overwrite the first backup
+    path.write_text("not json", encoding="utf-8")
+    with pytest.warns(RuntimeWarning):
+        Q.Progress()
+    assert backup.exists() and path.with_name("quiz_progress.json.bak1").read_text() == "not json"
+
+
+def test_malformed_records_skipped_but_kept_in_a_copy(tmp_path):
+    path = tmp_path / "cache" / "quiz_progress.json"
+    path.parent.mkdir(parents=True)
+    data = {"version": 1, "questions": {"good": {"correct": True, "attempts": 1}, "bad": "oops"}}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.warns(RuntimeWarning, match="malformed"):
+        p = Q.Progress()
+    assert list(p.records) == ["good"]
+    assert json.loads(path.with_name("quiz_progress.json.bak").read_text())["questions"]["bad"] == "oops"
+
+
+def test_wrong_shape_progress_file(tmp_path):
+    path = tmp_path / "cache" / "quiz_progress.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("[1, 2, 3]", encoding="utf-8")
+    with pytest.warns(RuntimeWarning, match="no 'questions'"):
+        assert Q.Progress().records == {}
+    assert not path.exists()
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+def test_widgets_answer_wrong_then_right_and_restart(bank):
+    view = Q.quiz_widget("00_cheat_sheet")
+    assert "Score: 0/17 correct" in view.score_label.value
+    assert "quiz" in view.box._dom_classes and "quiz-score" in view.score_label._dom_classes
+    pv = view["cs-practice-2"]
+    assert "quiz-question" in pv.box._dom_classes and "quiz-check" in pv.check_button._dom_classes
+    # hint before answering
+    assert pv.hint_text.value == ""
+    pv.hint_button.click()
+    assert "quantize_dynamic" in pv.hint_text.value and "quiz-hint" in pv.hint_button._dom_classes
+    # nothing chosen
+    pv.check_button.click()
+    assert "Pick an option first" in pv.feedback.value
+    # wrong
+    pv.radio.value = 0
+    pv.check_button.click()
+    assert "Not quite" in pv.feedback.value and "Step-by-step" in pv.solution.value
+    assert "Common mistakes" in pv.solution.value and "Quick check" in pv.solution.value
+    assert "Score: 0/17 correct" in view.score_label.value
+    # right
+    pv.radio.value = 1
+    pv.check_button.click()
+    assert "Correct" in pv.feedback.value
+    assert "Score: 1/17 correct" in view.score_label.value
+    # kernel restart: a new view, new Progress object, same file
+    again = Q.quiz_widget("00_cheat_sheet")
+    assert "Score: 1/17 correct" in again.score_label.value
+    saved = again["cs-practice-2"]
+    assert saved.radio.value == 1 and "saved answer" in saved.feedback.value
+    assert "Step-by-step" in saved.solution.value
+
+
+def test_flashcard_checklist_numeric_widgets(bank):
+    view = Q.quiz_widget("00_cheat_sheet")
+    card = view["cs-flash-quantization"]
+    assert card.answer_html.value == "" and card.knew_button.layout.display == "none"
+    card.flip_button.click()
+    assert "8-bit" in card.answer_html.value and "quiz-flip" in card.flip_button._dom_classes
+    card.review_button.click()
+    assert "review" in card.feedback.value.lower()
+    assert [q.id for q in Q.mistakes()] == ["cs-flash-quantization"]
+
+    chk = view["cs-check-distillation"]
+    chk.check_button.click()
+    assert "Write your answer first" in chk.feedback.value
+    chk.text.value = chk.question.answer
+    chk.check_button.click()
+    assert "You got 5/5 concepts" in chk.feedback.value
+
+    nview = Q.quiz_widget("01_baseline_and_metrics", answers={"eval-baseline-f1": 0.93})
+    num = nview["eval-cm-accuracy-original"]
+    num.number_input.value = 92.5
+    num.check_button.click()
+    assert "Correct" in num.feedback.value
+    nb = nview["eval-baseline-f1"]
+    nb.number_input.value = 0.5
+    nb.check_button.click()
+    assert "Not quite" in nb.feedback.value and "0.93" in nb.feedback.value
+    # without the notebook's value the question says so instead of failing
+    plain = Q.quiz_widget("01_baseline_and_metrics")["eval-baseline-f1"]
+    plain.check_button.click()
+    assert "cannot be checked here" in plain.feedback.value
+
+
+def test_no_html_injection(tmp_path):
+    path = write(tmp_path, """\
+        title: "<img src=x onerror=alert(1)>"
+        description: "<b>desc</b>"
+        questions:
+          - id: evil
+            type: practice
+            prompt: "Hello <script>alert('x')</script> `<code>`"
+            options: ["<i>one</i>", "two"]
+            answer: "two"
+            explanation: "<iframe src=x></iframe>"
+            hint: "<script>h()</script>"
+            steps: ["<script>s()</script>"]
+            common_mistakes: ["<b>m</b>"]
+            quick_check: "<u>q</u>"
+            feedback: {"<i>one</i>": "<script>f()</script>"}
+        """, "evil.yaml")
+    view = Q.quiz_widget(path)
+    pv = view["evil"]
+    pv.hint_button.click()
+    pv.radio.value = 0
+    pv.check_button.click()
+    rendered = [view.title.value, pv.prompt.value, pv.hint_text.value, pv.feedback.value, pv.solution.value]
+    for value in rendered:
+        for raw in ("<script", "<iframe", "<img", "<i>one", "<b>m", "<u>q", "<b>desc"):
+            assert raw not in value, (raw, value)
+    assert "&lt;script&gt;" in pv.prompt.value and "<code>&lt;code&gt;</code>" in pv.prompt.value
+    quiz = Q.load_quiz(path)
+    md = quiz.to_markdown(show_answers=True)
+    assert "<script" not in md and "<iframe" not in md and "<img" not in md and "<i>one" not in md
+    assert "&lt;img" in md and "`<code>`" in md  # inside code spans, Markdown shows text literally
+    assert Q.markdown_to_html("a <b>b</b> **c**") == "<p>a &lt;b&gt;b&lt;/b&gt; <strong>c</strong></p>"
+
+
+def test_markdown_subset():
+    out = Q.markdown_to_html("Intro `x<1`\n\n```python\nprint('<hi>')\n```\n- one\n- two\n\n1. a\n2. b")
+    assert "<code>x&lt;1</code>" in out
+    assert "<pre><code>print(&#x27;&lt;hi&gt;&#x27;)</code></pre>" in out
+    assert "<ul><li>one</li><li>two</li></ul>" in out and "<ol><li>a</li><li>b</li></ol>" in out
+
+
+# --------------------------------------------------------------------------- display without a frontend
+
+
+def test_show_quiz_without_kernel_prints_readable_text(capsys):
+    assert Q.show_quiz("00_cheat_sheet") is None
+    out = capsys.readouterr().out
+    assert out.startswith("Quiz: Cheat-sheet review")
+    assert "1. [flashcard, easy]" in out and "B. torch.quantization.quantize_dynamic" in out
+    assert not re.search(r"0x[0-9a-f]{6,}", out)
+
+
+def test_show_quiz_in_kernel_displays_widget_with_stable_text_fallback(monkeypatch):
+    shown = []
+    monkeypatch.setattr(Q, "_kernel_shell", lambda: object())
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    Q.show_quiz("02_knowledge_distillation", answers={"kd-student-speedup": 3.0})
+    (bundle, raw), = shown
+    assert raw is True
+    assert set(bundle) == {"text/plain", "text/markdown", "application/vnd.jupyter.widget-view+json"}
+    assert bundle["text/plain"].startswith("Quiz: Chapter 2")
+    assert bundle["text/markdown"].startswith("### Quiz: Chapter 2")
+    # answering and re-showing does not change the text outputs (nbval compares them)
+    q = Q.load_quiz("02_knowledge_distillation")["kd-what"]
+    Q.Progress().record(q, 0, q.check(0))
+    Q.show_quiz("02_knowledge_distillation", answers={"kd-student-speedup": 3.0})
+    assert shown[1][0]["text/plain"] == bundle["text/plain"]
+    assert shown[1][0]["text/markdown"] == bundle["text/markdown"]
+    for text in (bundle["text/plain"], bundle["text/markdown"]):
+        assert not re.search(r"0x[0-9a-f]{6,}|\d{4}-\d\d-\d\dT", text)
+
+
+def test_review_mistakes(bank, capsys):
+    Q.review_mistakes()
+    assert "Nothing to review" in capsys.readouterr().out
+    for qid, resp in [("cs-mcq-3", "A"), ("cs-mcq-4", "A")]:
+        q = bank["00_cheat_sheet"][qid]
+        Q.Progress().record(q, resp, q.check(resp))
+    Q.review_mistakes()
+    out = capsys.readouterr().out
+    assert "1 question(s) you last answered wrong" in out and "optimise a model" in out
+    view = Q.quiz_widget(Q.Quiz(name="review", title="Review", questions=Q.mistakes()))
+    v = view["cs-mcq-3"]
+    v.radio.value = 2
+    v.check_button.click()
+    assert Q.mistakes() == [] and Q.Progress().get("cs-mcq-3")["quiz"] == "00_cheat_sheet"
+
+
+def test_quiz_text_and_repr_are_stable(bank):
+    quiz = bank["03_quantization"]
+    assert repr(quiz) == "<Quiz '03_quantization': 'Chapter 3: quantization', 11 questions>"
+    assert str(quiz) == quiz.to_text() and quiz._repr_markdown_() == quiz.to_markdown()
+    assert "Answer:" not in quiz.to_text() and "Answer: 256" in quiz.to_text(show_answers=True)
