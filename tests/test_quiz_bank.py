@@ -1,0 +1,285 @@
+"""The shipped quiz bank: every source question is there with the right answer, and every
+question grades its right answer as right and every other answer as wrong.
+
+The tables below are written independently of the YAML files, from the source material
+(shared seeds 000-003): a distinctive word of each prompt and of its right answer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from course_lib import quiz as Q
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_QUIZ_DIR", raising=False)
+
+
+BANK = Q.load_bank()
+ALL = [q for quiz in BANK.values() for q in quiz]
+
+
+def find(file: str, source: str, prompt_word: str) -> Q.Question:
+    """The one question of ``file`` whose source tag starts with ``source`` and whose prompt has the word."""
+    hits = [q for q in BANK[file] if (q.source or "").startswith(source) and prompt_word.lower() in q.prompt.lower()]
+    assert len(hits) == 1, f"{file}: expected one question from {source!r} about {prompt_word!r}, found {len(hits)}"
+    return hits[0]
+
+
+# --------------------------------------------------------------------------- seed 001: the cheat sheet
+
+# (source tag, prompt word, words of the answer, difficulty)
+FLASHCARDS = [
+    ("seed 001 flashcard 1", "distillation", ["student", "teacher", "less computation"], "easy"),
+    ("seed 001 flashcard 2", "quantization", ["precision", "32-bit", "8-bit", "smaller", "faster"], "easy"),
+    ("seed 001 flashcard 3", "NLP", ["faster", "phones", "accurate"], "easy"),
+    ("seed 001 flashcard 4", "smaller", ["large model", "outputs", "fewer parameters"], "medium"),
+    ("seed 001 flashcard 5", "trade-off", ["accuracy", "speed", "smaller"], "medium"),
+]
+
+
+@pytest.mark.parametrize("source, word, answer_words, difficulty", FLASHCARDS)
+def test_seed001_flashcards(source, word, answer_words, difficulty):
+    q = find("00_cheat_sheet", source, word)
+    assert isinstance(q, Q.Flashcard) and q.difficulty == difficulty
+    for w in answer_words:
+        assert w in q.answer, w
+
+
+# (source tag, prompt word, word of the right option, letter of the right option in the source)
+MCQS = [
+    ("seed 001 mcq 1", "distillation", "smaller model to perform like a larger", "A"),
+    ("seed 001 mcq 2", "advantages that quantization", "speeds up inference", "D"),
+    ("seed 001 mcq 3", "optimise", "limited resources", "C"),
+    ("seed 001 mcq 4", "precision", "32-bit floating point to 8-bit integers", "A"),
+    ("seed 001 mcq 5", "statements about distillation", "teacher's outputs", "B"),
+]
+
+
+@pytest.mark.parametrize("source, word, answer_word, letter", MCQS)
+def test_seed001_multiple_choice(source, word, answer_word, letter):
+    q = find("00_cheat_sheet", source, word)
+    assert type(q) is Q.MultipleChoice and len(q.options) == 4
+    assert answer_word in q.answer and q.answer_letter == letter
+    assert q.check(letter).correct
+
+
+CHECKLISTS = [
+    ("seed 001 open question 1", "distillation", "tutor"),
+    ("seed 001 open question 2", "quantization", "number format"),
+]
+
+
+@pytest.mark.parametrize("source, word, hint_word", CHECKLISTS)
+def test_seed001_checklists(source, word, hint_word):
+    q = find("00_cheat_sheet", source, word)
+    assert isinstance(q, Q.Checklist) and len(q.concepts) == 5
+    assert hint_word in q.hint
+    assert q.check(q.answer).score == 5  # the model answer covers every concept
+    res = q.check("I am not sure.")
+    assert res.feedback.startswith("You got 0/5 concepts") and len(res.missing) == 5
+
+
+# (source tag, prompt word, word of the right option, letter, difficulty, step words, hint word,
+#  quick-check word, a word of each common mistake)
+PRACTICE = [
+    ("seed 001 practice 1", "distillation in NLP", "smaller model to reproduce a larger", "D", "easy",
+     ["smaller model learns", "size and complexity"], "small model learns", "copies",
+     ["adding layers", "dataset", "preprocessing"]),
+    ("seed 001 practice 2", "PyTorch",
+     "torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)", "B", "easy",
+     ["torch.quantization.quantize_dynamic", "torch.qint8"], "quantize_dynamic", "qint8",
+     ["torch.quantize", "float32", "(a method)"]),
+    ("seed 001 practice 3", "loss value", "0.0", "A", "medium",
+     ["MSELoss", "identical"], "zero loss", "zero",
+     ["1.0", "accuracy", "shape"]),
+    ("seed 001 practice 4", "AttributeError", "no built-in quantize method", "A", "medium",
+     ["no attribute", "not as a method"], "not with a model method", "function",
+     ["model.quantize()", "import", "CPU"]),
+    ("seed 001 practice 5", "phone", "Distil a smaller model, then quantize", "C", "hard",
+     ["small, fast", "distillation", "distilling first"], "distil first, then quantize", "Distillation + quantization",
+     ["quantization", "layers", "Retraining"]),
+]
+
+
+@pytest.mark.parametrize("source, word, answer_word, letter, difficulty, step_words, hint_word, qc_word, mistakes",
+                         PRACTICE)
+def test_seed001_practice(source, word, answer_word, letter, difficulty, step_words, hint_word, qc_word, mistakes):
+    q = find("00_cheat_sheet", source, word)
+    assert isinstance(q, Q.Practice) and len(q.options) == 4
+    assert answer_word in q.answer and q.answer_letter == letter and q.difficulty == difficulty
+    n_steps = 4 if source.endswith("5") else 3  # the source's steps plus its "final answer"
+    assert len(q.steps) == n_steps and f"{letter} -" in q.steps[-1]
+    steps = " ".join(q.steps)
+    for w in step_words:
+        assert w in steps, w
+    assert hint_word.lower() in q.hint.lower()
+    assert qc_word in q.quick_check
+    assert len(q.common_mistakes) == 3
+    for w, m in zip(mistakes, q.common_mistakes):
+        assert w in m, (w, m)
+    res = q.check(letter)
+    assert res.correct and "Step-by-step" in res.solution and "Common mistakes" in res.solution
+
+
+def test_seed001_code_kept_exact():
+    p2 = find("00_cheat_sheet", "seed 001 practice 2", "PyTorch")
+    assert "model.quantize(weights=True)" in p2.options
+    assert "torch.quantize(model, dtype=torch.float32)" in p2.options
+    assert "torch.quantization(model, dtype=torch.int32)" in p2.options
+    p3 = find("00_cheat_sheet", "seed 001 practice 3", "loss value")
+    for line in ["teacher_outputs = torch.tensor([0.1, 0.9])", "student_outputs = torch.tensor([0.1, 0.9])",
+                 "loss_fn = torch.nn.MSELoss()", "loss = loss_fn(student_outputs, teacher_outputs)",
+                 "print(loss.item())"]:
+        assert line in p3.prompt
+    assert "shapes do not match" in p3.options[3]
+
+
+def test_cheat_sheet_has_exactly_the_seed001_review():
+    kinds = [q.type for q in BANK["00_cheat_sheet"]]
+    assert kinds.count("flashcard") == 5 and kinds.count("multiple_choice") == 5
+    assert kinds.count("checklist") == 2 and kinds.count("practice") == 5
+    assert [q.difficulty for q in BANK["00_cheat_sheet"] if q.type == "practice"] == \
+        ["easy", "easy", "medium", "medium", "hard"]
+
+
+# --------------------------------------------------------------------------- seed 000: metrics and the self-check
+
+
+def test_seed000_self_check():
+    q = find("01_baseline_and_metrics", "seed 000 self-check", "95%")
+    assert "92%" in q.prompt and "twice as fast" in q.prompt and "half the size" in q.prompt
+    assert q.answer.startswith("It depends on the use case")
+    assert "mobile" in q.explanation and "crucial" in q.explanation
+
+
+# (prompt word, expected value) - computed here from TP/FP/FN/TN of seed 000
+TP0, FP0, FN0, TN0 = 90, 10, 5, 95
+TP1, FP1, FN1, TN1 = 88, 12, 7, 93
+CONFUSION = [
+    ("original model's confusion matrix", 100 * (TP0 + TN0) / 200),
+    ("distilled model's accuracy", 100 * (TP1 + TN1) / 200),
+    ("precision", TP1 / (TP1 + FP1)),
+    ("recall fall", 100 * (TP0 / (TP0 + FN0) - TP1 / (TP1 + FN1))),
+    ("F1", 2 * TP1 / (2 * TP1 + FP1 + FN1)),
+]
+
+
+@pytest.mark.parametrize("word, value", CONFUSION)
+def test_seed000_confusion_matrix_numbers(word, value):
+    q = find("01_baseline_and_metrics", "seed 000 confusion matrix", word)
+    assert isinstance(q, Q.Numeric)
+    assert abs(q.answer - value) <= q.tolerance / 2, (q.answer, value)
+    assert q.check(value).correct
+
+
+# (file, source tag, prompt word, word of the right answer)
+SEED_MCQS = [
+    ("01_baseline_and_metrics", "seed 000 which metric", "predictions", "F1"),
+    ("01_baseline_and_metrics", "seed 000 confusion matrix", "what happened", "fewer true positives"),
+    ("01_baseline_and_metrics", "seed 000 precision vs recall", "recall", "spam gets through"),
+    ("01_baseline_and_metrics", "seed 000 good vs bad", "good", "drops 1 point"),
+    ("01_baseline_and_metrics", "seed 000 pitfalls", "small test set", "Overfitting to the test set"),
+    ("01_baseline_and_metrics", "seed 002 key metrics", "imbalanced", "balances precision and recall"),
+    ("01_baseline_and_metrics", "seed 002 key metrics", "per unit of time", "Throughput"),
+    ("01_baseline_and_metrics", "seed 002 benchmarking", "full-precision", "baseline"),
+    ("01_baseline_and_metrics", "seed 002 cross-validation", "k-fold", "one lucky or unlucky"),
+    ("01_baseline_and_metrics", "seed 002 stress testing", "YouTube", "distribution shift"),
+    ("01_baseline_and_metrics", "seed 002 best practices", "recommended", "latency and throughput"),
+    ("01_baseline_and_metrics", "seed 003 operational metrics", "operational", "latency, model size"),
+    ("02_knowledge_distillation", "seed 003 knowledge distillation", "trained first", "teacher is trained first"),
+    ("02_knowledge_distillation", "seed 003 question define knowledge", "knowledge", "output distribution"),
+    ("02_knowledge_distillation", "seed 003 question transfer knowledge", "transferred", "teacher's"),
+    ("03_quantization", "seed 002 faq 3", "tools", "PyTorch and TensorFlow"),
+    ("03_quantization", "seed 002 precision reduction", "quantum", "fewer bits"),
+    ("03_quantization", "seed 003 question which data type", "downcast", "measured accuracy"),
+    ("04_pruning", "seed 003 model pruning", "pruning", "edges) and neurons"),
+    ("04_pruning", "seed 003 types of pruning", "three", "Zero pruning, activation pruning and redundancy pruning"),
+    ("04_pruning", "seed 003 types of pruning", "zero pruning", "close to zero"),
+    ("04_pruning", "seed 003 types of pruning", "activation pruning", "activations are zero or tiny"),
+    ("04_pruning", "seed 003 types of pruning", "redundancy pruning", "duplicate others"),
+    ("04_pruning", "seed 003 question which edges", "edges and neurons", "changes the output least"),
+    ("04_pruning", "seed 003 question pruning criteria", "criterion", "step by step"),
+    ("05_low_rank", "seed 003 low-rank factorization", "low-rank", "product of smaller"),
+    ("05_low_rank", "seed 003 question decompose", "splits a weight matrix", "singular value decomposition"),
+    ("05_low_rank", "seed 003 question multiple matrices", "two matrices", "fewer parameters"),
+    ("05_low_rank", "seed 003 four techniques", "four", "Data augmentation"),
+]
+
+
+@pytest.mark.parametrize("file, source, word, answer_word", SEED_MCQS)
+def test_seed_questions_in_chapters(file, source, word, answer_word):
+    q = find(file, source, word)
+    assert isinstance(q, Q.MultipleChoice)
+    assert answer_word in q.answer, (answer_word, q.answer)
+
+
+def test_seed002_faq_flashcards_and_seed003_pruning_example():
+    assert "lower precision" in find("03_quantization", "seed 002 faq 1", "quantization").answer
+    assert "accuracy" in find("03_quantization", "seed 002 faq 2", "evaluated").answer
+    q = find("04_pruning", "seed 003 pruning example", "72%")
+    assert q.answer == 28
+
+
+def test_seed002_evaluation_checklist():
+    q = find("01_baseline_and_metrics", "seed 002 evaluation techniques", "evaluate")
+    assert isinstance(q, Q.Checklist) and len(q.concepts) == 5 and q.check(q.answer).score == 5
+
+
+def test_every_file_has_its_own_questions_too():
+    for name, quiz in BANK.items():
+        if name != "00_cheat_sheet":
+            assert 6 <= len(quiz) <= 25, name
+    assert sum(1 for q in ALL if q.source is None) >= 15
+
+
+# --------------------------------------------------------------------------- every question grades correctly
+
+
+def _wrong_number(q: Q.Numeric) -> float:
+    return q.answer + q.tolerance + max(1.0, abs(q.answer)) * 0.5
+
+
+@pytest.mark.parametrize("q", ALL, ids=lambda q: q.id)
+def test_check_right_and_wrong(q):
+    assert q.prompt.strip()
+    if q.difficulty is not None:
+        assert q.difficulty in Q.DIFFICULTIES
+    if isinstance(q, Q.MultipleChoice):
+        assert q.check(q.answer).correct
+        assert q.check(q.answer_index).correct and q.check(q.answer_letter).correct
+        for opt in q.options:
+            if opt != q.answer:
+                res = q.check(opt)
+                assert not res.correct and q.answer in res.feedback
+    elif isinstance(q, Q.Numeric):
+        if q.answer is None:  # from_notebook: the notebook supplies the value
+            q = Q.Quiz("x", "x", [q]).with_answers({q.id: 0.5})[q.id]
+        assert q.check(q.answer).correct
+        assert q.check(q.answer + q.tolerance * 0.9).correct
+        assert not q.check(_wrong_number(q)).correct
+        assert not q.check(q.answer - q.tolerance - 0.001 - abs(q.answer) * 0.01).correct
+    elif isinstance(q, Q.Checklist):
+        full = " ".join(c.keywords[0] for c in q.concepts)
+        res = q.check(full)
+        assert res.correct and res.score == res.total == len(q.concepts)
+        assert f"You got {len(q.concepts)}/{len(q.concepts)} concepts" in res.feedback
+        empty = q.check("")
+        assert not empty.correct and empty.score == 0 and len(empty.missing) == len(q.concepts)
+        for c in q.concepts:  # each concept is detected by its own keywords alone
+            assert c.found_in(" ".join(c.keywords))
+    elif isinstance(q, Q.Flashcard):
+        assert q.check(True).correct and not q.check(False).correct
+    else:  # pragma: no cover
+        pytest.fail(f"untested type {q.type}")
+
+
+def test_numbers_are_consistent():
+    assert all(math.isfinite(q.answer) for q in ALL if isinstance(q, Q.Numeric) and q.answer is not None)
+    from_nb = sorted(q.id for q in ALL if isinstance(q, Q.Numeric) and q.from_notebook)
+    assert from_nb == ["eval-baseline-f1", "kd-student-speedup", "quant-size-ratio"]
