@@ -251,8 +251,9 @@ def save_classifier(clf: TextClassifier, key: str, meta: dict | None = None) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
-        clf.model.save_pretrained(tmp, safe_serialization=True)
-        clf.tokenizer.save_pretrained(tmp)
+        with _quiet_transformers():
+            clf.model.save_pretrained(tmp, safe_serialization=True)
+            clf.tokenizer.save_pretrained(tmp)
         info = {"name": clf.name, "max_length": clf.max_length, "key": key, **(clf.meta or {}), **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
         if target.exists():
