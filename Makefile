@@ -2,6 +2,7 @@
 #   make lab        set up and open JupyterLab on the first notebook
 #   make test       set up and run the whole test suite (unit tests + every notebook, fast mode)
 #   make notebooks  (instructors) run every notebook headless in FULL mode into build/notebooks
+#   make test-browser  every notebook run and used in JupyterLab in Chromium, in the Binder environment
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.create_connection(('download.pytorch.org', 443), 2); print('--index-url https://download.pytorch.org/whl/cpu')" 2>/dev/null)
 
-.PHONY: setup lab test test-unit test-notebooks notebooks clean-cache
+.PHONY: setup lab test test-unit test-notebooks notebooks clean-cache test-browser
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +41,10 @@ notebooks: setup
 
 clean-cache:
 	rm -rf .cache/test
+
+# The browser suite (tests/browser/README.md): builds the Binder environment from binder/ as
+# repo2docker does (cached in .cache/binder-venv-*), starts JupyterLab from it, and drives every
+# notebook in Debian's Chromium (apt-get install chromium). BROWSER_LAB_ENV=dev uses .venv instead.
+test-browser: setup
+	COURSE_BROWSER=1 COURSE_FAST=1 COURSE_CACHE=$(CURDIR)/.cache/test HF_HUB_OFFLINE=1 \
+		$(BIN)/python -m pytest tests/browser -v

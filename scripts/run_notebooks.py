@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
+BINDER_MB = 2000  # Binder gives about 2 GB: every notebook's kernel must stay under it (issue 6)
 
 
 class PeakMemory:
@@ -110,6 +111,8 @@ def main() -> int:
         seconds, peak, error = run_one(path, out_dir, args.timeout, html=not args.no_html)
         total += seconds
         status = "ok" if error is None else f"FAILED: {error}"
+        if peak > BINDER_MB:
+            status += f"  (over Binder's ~{BINDER_MB} MB memory)"
         failed += error is not None
         print(f"{path.name:40s} {seconds:9.1f} {peak:14.0f}  {status}", flush=True)
     print(f"{'total':40s} {total:9.1f}")

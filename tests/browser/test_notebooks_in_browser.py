@@ -1,0 +1,99 @@
+"""Every notebook, run and used in a real browser, as a learner would on Binder.
+
+For each notebook in notebooks/ (whatever exists, so new chapters are picked up): open it in
+JupyterLab, Run All Cells, wait for the kernel to go idle, and require that every code cell ran
+with no traceback and no widget error. Then move every chapter widget's slider with the
+keyboard (or click its toggle) and require that what it drives changed (readout text, plot
+image), timing it; and answer one quiz question wrong (feedback and hint appear), then right
+(the score goes up). Settings and reports: conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from lab_driver import NotebookResult, NotebookSession
+from lab_server import KernelMemory
+from suite_paths import BUILD, notebook_paths
+
+NOTEBOOKS = notebook_paths()
+# Chapters must have a main widget (a control with the course-slider / course-toggle class);
+# the welcome notebook is the only one without.
+NO_WIDGET = {"00_welcome"}
+RUN_TIMEOUT_S = 900          # one notebook, fast mode (the first run of 01 trains the teacher)
+SLOW_WIDGET_S = 5.0          # a widget slower than this fails; the target (<= 1 s) is reported
+
+
+def _load(path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_in_browser(notebook, lab, page, report, quiz_choices):
+    original = notebook.read_bytes()
+    try:
+        _use_notebook(notebook, lab, page, report, quiz_choices)
+    finally:
+        # JupyterLab must not write the executed notebook back (autosave is off in lab_server.py)
+        if notebook.read_bytes() != original:
+            notebook.write_bytes(original)
+            pytest.fail(f"{notebook.name} was modified on disk during the test (restored)")
+
+
+def _use_notebook(notebook, lab, page, report, quiz_choices):
+    nb = _load(notebook)
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    shows_quiz = any(re.search(r"\bshow_quiz\(", "".join(c["source"])) for c in code)
+    result = NotebookResult(notebook.name, env=report["env"])
+    report["notebooks"].append(result)
+    session = NotebookSession(page, lab, f"notebooks/{notebook.name}")
+
+    # open, run everything, no errors
+    t = time.perf_counter()
+    session.open(expected_cells=len(cells))
+    result.open_s = time.perf_counter() - t
+    t = time.perf_counter()
+    with KernelMemory(lab) as memory:
+        session.run_all(timeout_s=RUN_TIMEOUT_S)
+    result.run_s = time.perf_counter() - t
+    result.kernel_peak_mb = memory.peak_mb
+    result.code_cells, result.executed = session.executed_cells()
+    result.errors, result.warnings = session.errors()
+    result.status = "errors"
+    assert not result.errors, f"{notebook.name}: error output in the page:\n\n" + "\n\n".join(result.errors)
+    assert result.code_cells == len(code), f"the page shows {result.code_cells} code cells, the file has {len(code)}"
+    assert result.executed == result.code_cells, (
+        f"only {result.executed} of {result.code_cells} code cells ran")
+
+    # the chapter's widgets: each control changes what it drives, quickly
+    result.status = "widgets"
+    outputs = session.widget_outputs()
+    if notebook.stem not in NO_WIDGET:
+        assert outputs, (f"{notebook.name}: no chapter widget found (a control with the CSS class "
+                         "course-slider or course-toggle, see course_lib/widgets.py)")
+    for i, output in enumerate(outputs):
+        results = session.drive_widget(output, notebook.name)
+        result.widgets.extend(results)
+        BUILD.mkdir(parents=True, exist_ok=True)
+        output.screenshot(path=str(BUILD / f"{notebook.stem}-widget{i + 1}.png"))
+        for w in results:
+            print(f"{notebook.name}: {w.name} {w.action}: readout {w.readout_s} s, plot {w.plot_s} s")
+            assert w.readout_s is not None or w.plot_s is not None, (
+                f"{w.name}: {w.action} changed neither the readout (.course-readout) nor the plot "
+                f"(.course-plot) within 30 s")
+            assert w.response_s is not None and w.response_s <= SLOW_WIDGET_S, (
+                f"{w.name}: the output took {w.response_s} s to update (target <= 1 s)")
+
+    # the quiz: wrong (feedback + hint), then right (score goes up)
+    if shows_quiz:
+        result.status = "quiz"
+        assert page.locator(".quiz").count(), f"{notebook.name} calls show_quiz but no quiz widget appeared"
+        flipped = session.flip_flashcard()
+        summary, question = session.answer_quiz(quiz_choices)
+        result.quiz = summary + ("; flashcard flipped" if flipped else "")
+        question.screenshot(path=str(BUILD / f"{notebook.stem}-quiz.png"))
+    result.status = "passed"
