@@ -185,8 +185,10 @@ def quiz_choices() -> dict:
     return table
 
 
-def _fmt(seconds) -> str:
-    return "-" if seconds is None else f"{seconds:.2f}"
+def _fmt(seconds, present: bool = True) -> str:
+    if not present:
+        return "none"
+    return "unchanged" if seconds is None else f"{seconds:.2f} s"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -213,7 +215,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             slow = max(t for t in (w["readout_s"], w["plot_s"], 0) if t is not None)
             flag = "" if slow <= 1.0 else "   OVER THE 1 s TARGET"
             tr.write_line(f"  {r['notebook']:32s} {w['name']:22s} {w['action']:26s} "
-                          f"readout {_fmt(w['readout_s'])} s, plot {_fmt(w['plot_s'])} s{flag}")
+                          f"readout {_fmt(w['readout_s'], w['has_readout'])}, "
+                          f"plot {_fmt(w['plot_s'], w['has_plot'])}{flag}")
     BUILD.mkdir(parents=True, exist_ok=True)
     (BUILD / "report.json").write_text(json.dumps(dict(REPORT, notebooks=rows), indent=2))
     tr.write_line(f"screenshots, logs and report.json: {BUILD.relative_to(ROOT)}/")

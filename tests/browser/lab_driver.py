@@ -75,6 +75,14 @@ class WidgetResult:
     plot_s: float | None
     readout_before: str = ""
     readout_after: str = ""
+    has_readout: bool = False  # the widget has a .course-readout / a .course-plot at all
+    has_plot: bool = False
+
+    @property
+    def missing(self) -> list[str]:
+        """What the widget has but did not change."""
+        return ([".course-readout"] if self.has_readout and self.readout_s is None else []) + \
+               ([".course-plot"] if self.has_plot and self.plot_s is None else [])
 
     @property
     def response_s(self) -> float | None:
@@ -131,6 +139,11 @@ class NotebookSession:
         """Run > Run All Cells, then wait until no cell is queued or running and the kernel is idle."""
         page = self.page
         page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # focus the notebook
+        # outputs and numbers saved in the file would look like a finished run: clear them first
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Edit$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Clear Outputs of All Cells$")).click()
+        page.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every(p => !/\\d/.test(p.textContent))",
+                               arg=CODE_PROMPTS, timeout=30_000)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         # Done: the first code cell has a number, none shows [*] (queued or running), the kernel
@@ -147,10 +160,14 @@ class NotebookSession:
             arg=CODE_PROMPTS, timeout=timeout_s * 1000, polling=250)
         self.wait_idle(60)
 
-    def executed_cells(self) -> tuple[int, int]:
-        """(code cells, code cells with an execution count)."""
+    def executed_cells(self) -> tuple[int, int, int]:
+        """(code cells, code cells showing their input prompt, prompts with an execution count).
+
+        A cell whose input is collapsed (``source_hidden``, e.g. a hidden solution) shows no prompt.
+        """
+        cells = self.page.locator(".jp-Notebook .jp-CodeCell").count()
         prompts = [t.strip() for t in self.page.locator(CODE_PROMPTS).all_inner_texts()]
-        return len(prompts), sum(1 for t in prompts if re.search(r"\[\d+\]", t))
+        return cells, len(prompts), sum(1 for t in prompts if re.search(r"\[\d+\]", t))
 
     def errors(self) -> tuple[list[str], int]:
         """(error outputs: tracebacks and widget errors, number of other stderr outputs)."""
@@ -203,7 +220,8 @@ class NotebookSession:
 
     def _read_probe(self) -> dict:
         return self.page.evaluate("""() => { const p = window.__courseProbe; p.stop();
-            return {t0: p.t0, readout: p.readout, plot: p.plot, before: p.before.readout, after: p.after.readout}; }""")
+            return {t0: p.t0, readout: p.readout, plot: p.plot, before: p.before.readout, after: p.after.readout,
+                    hasReadout: p.hasReadout, hasPlot: p.hasPlot}; }""")
 
     def _finish(self, notebook: str, name: str, action: str, timeout_s: float) -> WidgetResult:
         try:
@@ -214,7 +232,7 @@ class NotebookSession:
         before = " | ".join(probe["before"] or [])
         after = " | ".join(probe["after"] or []) if probe["after"] else ""
         return WidgetResult(notebook, name, action, to_s(probe["readout"]), to_s(probe["plot"]),
-                            before, after)
+                            before, after, probe["hasReadout"], probe["hasPlot"])
 
     def _move_slider(self, output: Locator, slider: Locator, notebook: str, timeout_s: float) -> WidgetResult:
         name = f"slider {self._label(slider)!r}"
