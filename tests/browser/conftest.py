@@ -97,26 +97,46 @@ def lab_python() -> tuple[Path, list[str]]:
     return venv / "bin" / "python", binder_command(ROOT, [])
 
 
+class LinkedCache:
+    """A temporary COURSE_CACHE whose entries link to the shared test cache (trained models, sweeps).
+
+    ``sync()`` (before each notebook) drops links whose target is gone and links entries that
+    appeared in the shared cache since; ``close()`` moves what the notebooks created here for the
+    first time (a model trained in this run) into the shared cache, so the next run loads it.
+    Quiz progress is never linked: the test's answers stay in the temporary folder.
+    """
+
+    PRIVATE = ("quiz_progress", ".quiz_progress")
+
+    def __init__(self, shared: Path):
+        self.shared = shared
+        shared.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="browser-course-cache-"))
+        self.sync()
+
+    def sync(self) -> None:
+        for entry in self.path.iterdir():
+            if entry.is_symlink() and not entry.exists():
+                entry.unlink()
+        for entry in self.shared.iterdir():
+            if not entry.name.startswith(self.PRIVATE) and not os.path.lexists(self.path / entry.name):
+                (self.path / entry.name).symlink_to(entry)
+
+    def close(self) -> None:
+        for entry in self.path.iterdir():
+            if entry.is_symlink() or entry.name.startswith(self.PRIVATE):
+                continue
+            if not (self.shared / entry.name).exists():
+                shutil.move(str(entry), str(self.shared / entry.name))
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def course_cache():
-    """A temporary COURSE_CACHE whose entries link to the shared test cache (trained models).
-
-    New entries the notebooks create (a model trained for the first time) are moved into the
-    shared cache at the end, so the next run loads them; quiz progress stays temporary.
-    """
-    shared = Path(os.environ.get("COURSE_CACHE") or ROOT / ".cache" / "test").resolve()
-    shared.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="browser-course-cache-"))
-    for entry in shared.iterdir():
-        if not entry.name.startswith(("quiz_progress", ".quiz_progress")):
-            (tmp / entry.name).symlink_to(entry)
-    yield tmp
-    for entry in tmp.iterdir():
-        if entry.is_symlink() or entry.name.startswith(("quiz_progress", ".quiz_progress")):
-            continue
-        if not (shared / entry.name).exists():
-            shutil.move(str(entry), str(shared / entry.name))
-    shutil.rmtree(tmp, ignore_errors=True)
+    """The server's COURSE_CACHE (see LinkedCache); shared: $COURSE_CACHE, else .cache/test."""
+    cache = LinkedCache(Path(os.environ.get("COURSE_CACHE") or ROOT / ".cache" / "test").resolve())
+    yield cache
+    cache.close()
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +145,7 @@ def lab(chromium_path, lab_python, course_cache):
     for old in BUILD.glob("*.png"):  # this run's screenshots only
         old.unlink()
     python, wrapper = lab_python
-    env = {"COURSE_FAST": os.environ.get("COURSE_FAST", "1"), "COURSE_CACHE": str(course_cache),
+    env = {"COURSE_FAST": os.environ.get("COURSE_FAST", "1"), "COURSE_CACHE": str(course_cache.path),
            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     server = JupyterLab(python, ROOT, env=env, log_path=BUILD / f"jupyterlab-{LAB_ENV}.log", wrapper=wrapper)
     server.start()
@@ -145,7 +165,8 @@ def browser(chromium_path):
 
 
 @pytest.fixture
-def page(request, browser, lab):
+def page(request, browser, lab, course_cache):
+    course_cache.sync()
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     pg = context.new_page()
