@@ -124,21 +124,22 @@ def _split_code(text: str) -> list[tuple[bool, str]]:
 
 
 def _inline_html(text: str) -> str:
-    """Escape one line of quiz text and turn `code` and **bold** into tags."""
+    """Escape one line of quiz text and turn `code`, **bold** and *italic* into tags."""
     out = []
     for is_code, piece in _split_code(text):
         if is_code:
             out.append("<code>" + html.escape(piece.strip("`")) + "</code>")
         else:
             esc = html.escape(piece)
-            out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", esc))
+            esc = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", esc)
+            out.append(re.sub(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", esc))
     return "".join(out)
 
 
 def markdown_to_html(text: str | None) -> str:
     """Render quiz text as safe HTML: everything is escaped, then a tiny Markdown subset is applied.
 
-    Supported: fenced code blocks, `inline code`, **bold**, "- " bullet lines, "1. " numbered
+    Supported: fenced code blocks, `inline code`, **bold**, *italic*, "- " bullet lines, "1. " numbered
     lines and blank-line paragraphs. Any HTML in ``text`` is shown literally, never interpreted.
     """
     if not text:

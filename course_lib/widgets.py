@@ -54,7 +54,7 @@ def threshold_explorer(y_true: Sequence[int], spam_prob: Sequence[float], initia
         row = table.iloc[int(np.argmin(np.abs(table["threshold"].to_numpy() - t)))]
         readout.value = (
             f"<b>threshold {t:.2f}</b>: precision {row.precision:.3f} · recall {row.recall:.3f} · "
-            f"F1 {row.f1:.3f} · false alarms (ham flagged) {row.false_alarms} · missed spam {row.missed_spam}"
+            f"F1 {row.f1:.3f} · false alarms (ham flagged) {int(row.false_alarms)} · missed spam {int(row.missed_spam)}"
         )
         with out:
             out.clear_output(wait=True)

@@ -556,3 +556,11 @@ def test_quiz_text_and_repr_are_stable(bank):
     assert repr(quiz) == "<Quiz '03_quantization': 'Chapter 3: quantization', 11 questions>"
     assert str(quiz) == quiz.to_text() and quiz._repr_markdown_() == quiz.to_markdown()
     assert "Answer:" not in quiz.to_text() and "Answer: 256" in quiz.to_text(show_answers=True)
+
+
+def test_markdown_italic_and_bold_without_touching_arithmetic():
+    from course_lib.quiz import markdown_to_html
+
+    out = markdown_to_html("what does *model distillation* mean? **really** 2*3*4 `a*b*c`")
+    assert "<em>model distillation</em>" in out and "<strong>really</strong>" in out
+    assert "2*3*4" in out and "<code>a*b*c</code>" in out
