@@ -291,7 +291,7 @@ def test_numbers_are_consistent():
 HINTED_TYPES = (Q.MultipleChoice, Q.Numeric, Q.Checklist)  # MultipleChoice includes Practice
 # Known gaps, outside the chapter files: strict xfail, so adding their hints makes this fail until
 # the id is removed from the list.
-MISSING_HINTS = {"cs-mcq-1", "cs-mcq-2", "cs-mcq-3", "cs-mcq-4", "cs-mcq-5"}
+MISSING_HINTS: set[str] = set()
 
 
 def _norm(text: str) -> str:
