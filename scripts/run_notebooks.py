@@ -91,7 +91,8 @@ def main() -> int:
     parser.add_argument("--out", default="build/notebooks", help="folder for executed notebooks (default build/notebooks)")
     parser.add_argument("--fast", action="store_true", help="fast mode (COURSE_FAST=1) instead of full mode")
     parser.add_argument("--only", default="", help="run only notebooks whose name contains this text")
-    parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    parser.add_argument("--timeout", type=int, default=1200,
+                        help="per-cell timeout in seconds (default 1200: no cell needs 20 min on 2 cores; a stalled cell fails instead of waiting)")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML copies")
     args = parser.parse_args()
 
