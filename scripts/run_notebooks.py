@@ -54,7 +54,7 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_one(path: Path, out_dir: Path, timeout: int, html: bool) -> tuple[float, float, str | None]:
+def run_one(path: Path, out_dir: Path, timeout: int, html: bool, cells: bool = False) -> tuple[float, float, str | None]:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -68,7 +68,11 @@ def run_one(path: Path, out_dir: Path, timeout: int, html: bool) -> tuple[float,
             if monitor:
                 monitor.__enter__()
             for index, cell in enumerate(nb.cells):
+                t0 = time.perf_counter()
                 client.execute_cell(cell, index)
+                if cells and cell.cell_type == "code" and monitor:
+                    print(f"    cell {index:3d}: {time.perf_counter() - t0:7.1f} s, peak so far {monitor.peak_mb:6.0f} MB",
+                          flush=True)
         except CellExecutionError as exc:
             error = str(exc).splitlines()[-1] if str(exc) else repr(exc)
         finally:
@@ -94,6 +98,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=1200,
                         help="per-cell timeout in seconds (default 1200: no cell needs 20 min on 2 cores; a stalled cell fails instead of waiting)")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML copies")
+    parser.add_argument("--cells", action="store_true", help="print each code cell's time and the peak memory so far")
     args = parser.parse_args()
 
     os.environ["COURSE_FAST"] = "1" if args.fast else "0"
@@ -109,7 +114,7 @@ def main() -> int:
     failed = 0
     total = 0.0
     for path in notebooks:
-        seconds, peak, error = run_one(path, out_dir, args.timeout, html=not args.no_html)
+        seconds, peak, error = run_one(path, out_dir, args.timeout, html=not args.no_html, cells=args.cells)
         total += seconds
         status = "ok" if error is None else f"FAILED: {error}"
         if peak > BINDER_MB:
