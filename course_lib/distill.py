@@ -343,7 +343,8 @@ def low_label_teacher(n: int, seed: int = 0, progress: bool = True) -> TextClass
     epochs = max(3, int(math.ceil(config.pick(1500, 600) / n)))
     settings = {"kind": "low_label_teacher", "base": models.TEACHER_HUB_NAME, "data": "sms_spam",
                 "data_sha256": data.SMS_SHA256[:12], "labelled": n, "seed": seed, "epochs": epochs,
-                "lr": 1e-4, "batch_size": 16, "fast": config.fast_mode(),
+                "lr": 1e-4, "batch_size": 16, "max_tokens_per_step": train.MAX_TOKENS_PER_STEP,
+                "fast": config.fast_mode(),
                 "rows": texts_digest(labelled_df["text"].tolist())}
     key = models.cache_key(**settings)
     if models.is_cached(key):
@@ -379,6 +380,7 @@ def recipe_key(recipe: Recipe) -> tuple[str, dict]:
         "kind": "student", "version": 1, **asdict(resolved),
         "teacher": _teacher_id(recipe) if uses_teacher else None,
         "fast": config.fast_mode(), "train_rows": n_rows, "batch_size": 32,
+        "max_tokens_per_step": train.MAX_TOKENS_PER_STEP,
         "data": texts_digest(labelled_df["text"].tolist() + (transfer_df["text"].tolist() if recipe.method != "ce" else [])),
         "arch_config": students.TINY if recipe.arch == "tiny" else {"keep_every": 2},
     }
@@ -891,6 +893,9 @@ def temperature_explorer(texts: Sequence[str], logits: np.ndarray, sweep: pd.Dat
                 ax2 = axes[0][1]
                 ax2.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", capsize=3)
                 ax2.set_xscale("log", base=2)
+                # The x-axis spans the whole slider range, so the T marker is always on the plot
+                # and the axis does not jump when T moves past the swept values.
+                ax2.set_xlim(t_slider.base ** t_slider.min / 1.25, t_slider.base ** t_slider.max * 1.25)
                 ax2.axvline(temp, color="gray", ls="--")
                 ax2.set_xlabel("distillation temperature T (trained)")
                 ax2.set_ylabel(metric.replace("_", " "))

@@ -3,6 +3,12 @@
 SMS messages are short (median 19 tokens), so batches are built from messages of
 similar length ("length bucketing"): far less padding, several times faster than
 padding every batch to a fixed length.
+
+Memory: the activations of one training step grow with batch size × sequence length
+(MiniLM, batch 32 × 128 tokens: about 1.1 GB on top of the model and optimizer). A batch
+of long messages is therefore split into micro-batches of at most
+:data:`MAX_TOKENS_PER_STEP` tokens whose gradients add up to the batch's gradient, so
+fine-tuning the teacher stays well under Binder's 2 GB.
 """
 
 from __future__ import annotations
@@ -83,6 +89,33 @@ def length_bucketed_batches(
     return batches
 
 
+MAX_TOKENS_PER_STEP = 2048
+"""Most (padded) tokens in one forward/backward pass of :func:`fine_tune`; longer batches are split."""
+
+
+def micro_batches(batch: Sequence[int], lengths: Sequence[int], max_tokens: int | None) -> list[list[int]]:
+    """Split ``batch`` (indices into ``lengths``) into consecutive parts whose padded size
+    ``len(part) * max(lengths in part)`` is at most ``max_tokens`` (a single row always forms a part).
+
+    ``max_tokens=None`` keeps the batch whole.
+    """
+    batch = list(batch)
+    if max_tokens is None or not batch:
+        return [batch] if batch else []
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive number of tokens (or None), got {max_tokens}.")
+    parts, part, longest = [], [], 0
+    for i in batch:
+        new_longest = max(longest, lengths[i])
+        if part and new_longest * (len(part) + 1) > max_tokens:
+            parts.append(part)
+            part, new_longest = [], lengths[i]
+        part.append(i)
+        longest = new_longest
+    parts.append(part)
+    return parts
+
+
 def _encode_all(clf: TextClassifier, texts: list[str]) -> list[list[int]]:
     enc = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)
     return enc["input_ids"]
@@ -104,10 +137,14 @@ def fine_tune(
     seed: int = 0,
     loss_fn: Callable | None = None,
     progress: bool = True,
+    max_tokens: int | None = MAX_TOKENS_PER_STEP,
 ) -> dict:
     """Fine-tune ``clf.model`` on ``train_df`` (columns text/label) with AdamW and a linear schedule.
 
-    ``loss_fn(logits, labels, batch_indices)`` may replace cross-entropy (distillation uses it).
+    ``loss_fn(logits, labels, batch_indices)`` may replace cross-entropy (distillation uses it);
+    it must return the mean over the rows it is given. A batch longer than ``max_tokens``
+    padded tokens is run as micro-batches (see :func:`micro_batches`), each loss weighted by its
+    share of the batch, so the update equals the whole batch's and peak memory stays bounded.
     Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``),
     ``seconds`` (wall time) and ``steps``.
     """
@@ -118,6 +155,7 @@ def fine_tune(
     config.seed_everything(seed)
     config.set_threads()
     ids = _encode_all(clf, texts)
+    lengths = [len(x) for x in ids]
     label_t = torch.tensor(labels, dtype=torch.long)
     batches_per_epoch = math.ceil(len(ids) / batch_size)
     total = batches_per_epoch * epochs
@@ -136,14 +174,18 @@ def fine_tune(
     bar = tqdm(total=total, desc=f"fine-tune {clf.name}", disable=not progress, leave=False)
     for epoch in range(epochs):
         model.train()
-        for batch in length_bucketed_batches([len(x) for x in ids], batch_size, seed=seed * 1000 + epoch):
-            enc = _collate(clf, [ids[i] for i in batch])
-            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            if loss_fn is None:
-                loss = torch.nn.functional.cross_entropy(out.logits, label_t[batch])
-            else:
-                loss = loss_fn(out.logits, label_t[batch], torch.tensor(batch))
-            loss.backward()
+        for batch in length_bucketed_batches(lengths, batch_size, seed=seed * 1000 + epoch):
+            loss = 0.0
+            for part in micro_batches(batch, lengths, max_tokens):
+                enc = _collate(clf, [ids[i] for i in part])
+                out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                if loss_fn is None:
+                    part_loss = torch.nn.functional.cross_entropy(out.logits, label_t[part])
+                else:
+                    part_loss = loss_fn(out.logits, label_t[part], torch.tensor(part))
+                part_loss = part_loss * (len(part) / len(batch))
+                part_loss.backward()
+                loss += part_loss.detach()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
@@ -159,6 +201,8 @@ def fine_tune(
     bar.close()
     model.eval()
     history["seconds"] = time.perf_counter() - start
+    del optimizer, scheduler
+    config.release_memory()
     return history
 
 
@@ -173,6 +217,7 @@ def teacher_settings(seed: int = 0) -> dict:
         "epochs": config.pick(3, 2),
         "lr": 1e-4,
         "batch_size": 32,
+        "max_tokens_per_step": MAX_TOKENS_PER_STEP,
         "max_length": models.DEFAULT_MAX_LENGTH,
         "seed": seed,
     }

@@ -35,3 +35,12 @@ def test_seed_everything_repeats():
     a = torch.rand(3)
     config.seed_everything(3)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_release_memory_runs_where_glibc_has_malloc_trim():
+    import platform
+
+    released = config.release_memory()
+    assert isinstance(released, bool)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert released

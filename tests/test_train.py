@@ -44,6 +44,38 @@ def test_length_bucketed_batches_cover_every_index_once():
     assert batches != train.length_bucketed_batches(lengths, batch_size=32, seed=1)
 
 
+def test_micro_batches_respect_the_token_budget():
+    lengths = [10, 12, 30, 31, 64, 128, 5]
+    batch = [0, 1, 2, 3, 4, 5, 6]
+    parts = train.micro_batches(batch, lengths, max_tokens=128)
+    assert [i for p in parts for i in p] == batch  # same rows, same order
+    assert all(len(p) == 1 or len(p) * max(lengths[i] for i in p) <= 128 for p in parts)
+    assert [5] in parts  # a row as long as the budget stands alone
+    assert train.micro_batches(batch, lengths, max_tokens=None) == [batch]
+    assert train.micro_batches(batch, lengths, max_tokens=10_000) == [batch]
+    assert train.micro_batches([], lengths, max_tokens=64) == []
+    with pytest.raises(ValueError, match="positive"):
+        train.micro_batches(batch, lengths, max_tokens=0)
+
+
+def test_micro_batched_step_equals_the_whole_batch(splits):
+    """Split into micro-batches, a step gives the same loss and the same update as the whole batch."""
+    import torch
+
+    from course_lib import students
+
+    rows = data.validate(splits.train.head(24))
+    results = []
+    for max_tokens in (None, 64):
+        clf = students.small_bert(seed=0, dropout=0.0)  # no dropout: both runs compute the same function
+        history = train.fine_tune(clf, rows, epochs=1, batch_size=24, lr=1e-3, progress=False, max_tokens=max_tokens)
+        results.append((history["loss"], [p.detach().clone() for p in clf.model.parameters()]))
+    (loss_a, params_a), (loss_b, params_b) = results
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-4)
+    for a, b in zip(params_a, params_b):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_fine_tune_learns_a_small_set(splits):
     spam = splits.train[splits.train["label"] == 1].head(64)
     ham = splits.train[splits.train["label"] == 0].head(64)
