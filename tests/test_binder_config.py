@@ -95,16 +95,15 @@ def test_readme_badge_opens_the_first_notebook_in_jupyterlab():
     assert (ROOT / "notebooks" / "00_welcome.ipynb").is_file()
 
 
-def test_start_sets_threads_and_memory_defaults_but_keeps_user_choices():
+
+def test_start_sets_the_thread_default_but_keeps_a_user_choice():
     import subprocess
 
     def env_after_start(extra: dict) -> dict:
-        env = {k: v for k, v in os.environ.items() if k not in {"COURSE_THREADS", "MALLOC_MMAP_THRESHOLD_"}}
+        env = {k: v for k, v in os.environ.items() if k != "COURSE_THREADS"}
         out = subprocess.run(["bash", str(BINDER / "start"), "env"], env={**env, **extra},
                              capture_output=True, text=True, check=True).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    default = env_after_start({})
-    assert default["COURSE_THREADS"] == "2" and default["MALLOC_MMAP_THRESHOLD_"] == "262144"
-    chosen = env_after_start({"COURSE_THREADS": "4", "MALLOC_MMAP_THRESHOLD_": "65536"})
-    assert chosen["COURSE_THREADS"] == "4" and chosen["MALLOC_MMAP_THRESHOLD_"] == "65536"
+    assert env_after_start({})["COURSE_THREADS"] == "2"
+    assert env_after_start({"COURSE_THREADS": "4"})["COURSE_THREADS"] == "4"

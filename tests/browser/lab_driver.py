@@ -146,6 +146,24 @@ class NotebookSession:
                                arg=CODE_PROMPTS, timeout=30_000)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        self._wait_all_ran(timeout_s)
+
+    def restart_and_run_all(self, timeout_s: float) -> None:
+        """Kernel > Restart Kernel and Run All Cells…, confirmed, then wait as :meth:`run_all` does.
+
+        What the kernel held is gone afterwards; what the notebook shows comes from a new run.
+        """
+        page = self.page
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Kernel$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel and Run All Cells")).click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        page.wait_for_function("(sel) => [...document.querySelectorAll(sel)].some(p => p.textContent.includes('*'))",
+                               arg=CODE_PROMPTS, timeout=30_000, polling=100)
+        self._wait_all_ran(timeout_s)
+
+    def _wait_all_ran(self, timeout_s: float) -> None:
+        page = self.page
         # Done: the first code cell has a number, none shows [*] (queued or running), the kernel
         # is idle, and that stays so for a second (the kernel is briefly idle between cells).
         page.wait_for_function(
@@ -335,6 +353,7 @@ class NotebookSession:
         page.wait_for_function("([el, old]) => el.innerText.trim() !== old",
                                arg=[score.element_handle(), score1], timeout=timeout_s * 1000)
         score2 = score.inner_text().strip()
+        self.last_score = score2
         r0, r1, r2 = (_right(s) for s in (score0, score1, score2))
         assert r2 == r1 + 1, f"the score did not count the right answer: {score1!r} -> {score2!r}"
         hint_where = "its hint" if has_hint else "another question's hint" if hint_text else "no hint in this quiz"
@@ -359,6 +378,11 @@ class NotebookSession:
 def normalize(text: str) -> str:
     """Whitespace collapsed, as the page shows text."""
     return " ".join(text.split())
+
+
+def right_answers(score_text: str) -> int:
+    """The number of right answers in a quiz's score line ("Score: 3/17 correct ...")."""
+    return _right(score_text)
 
 
 def _right(score_text: str) -> int:

@@ -15,7 +15,7 @@ import re
 import time
 
 import pytest
-from lab_driver import NotebookResult, NotebookSession
+from lab_driver import NotebookResult, NotebookSession, right_answers
 from lab_server import KernelMemory
 from suite_paths import BUILD, notebook_paths
 
@@ -23,6 +23,9 @@ NOTEBOOKS = notebook_paths()
 # Chapters must have a main widget (a control with the course-slider / course-toggle class);
 # the welcome notebook is the only one without.
 NO_WIDGET = {"00_welcome"}
+# Where the suite also restarts the kernel and runs everything again, to see the quiz progress
+# survive (it is saved to a file in the cache folder). One short notebook is enough.
+RESTART_CHECK = {"00_welcome"}
 RUN_TIMEOUT_S = 900          # one notebook, fast mode (the first run of 01 trains the teacher)
 SLOW_WIDGET_S = 5.0          # a widget slower than this fails; the target (<= 1 s) is reported
 
@@ -99,4 +102,12 @@ def _use_notebook(notebook, lab, page, report, quiz_choices):
         summary, question = session.answer_quiz(quiz_choices)
         result.quiz = summary + ("; flashcard flipped" if flipped else "")
         question.screenshot(path=str(BUILD / f"{notebook.stem}-quiz.png"))
+        if notebook.stem in RESTART_CHECK:
+            result.status = "restart"
+            before = session.last_score
+            session.restart_and_run_all(timeout_s=RUN_TIMEOUT_S)
+            after = page.locator(".quiz").last.locator(".quiz-score").first.inner_text().strip()
+            assert right_answers(after) == right_answers(before), (
+                f"quiz progress lost on a kernel restart: {before!r} before, {after!r} after")
+            result.quiz += f"; kernel restarted, score still {after!r}"
     result.status = "passed"
