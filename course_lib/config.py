@@ -9,6 +9,12 @@ Environment variables (all optional):
 - ``COURSE_THREADS``  CPU threads used by torch and by every latency measurement
   (default: ``min(4, cpu count)``). The benchmark reports the value it used.
 
+Memory (read by glibc when the kernel starts, not by this module): ``binder/start`` and
+``scripts/run_notebooks.py`` set ``MALLOC_MMAP_THRESHOLD_=2097152``, so blocks of 2 MB and
+more (activations, batches) are mapped for themselves and go back to the system when freed.
+Without it glibc raises that threshold as the program runs, keeps large freed blocks in its
+heap, and a kernel that trains grows towards its high-water mark (30 steps on the longest
+SMS: peak 1.81 GB without, 1.47 GB with; b1 latency about 10 % slower with it).
 """
 
 from __future__ import annotations

@@ -7,10 +7,9 @@ padding every batch to a fixed length.
 Memory: the activations of one training step grow with batch size × sequence length
 (MiniLM, batch 32 × 128 tokens: about 1.1 GB on top of the 0.9 GB of model, gradients and
 optimizer state). A batch of long messages is therefore split into micro-batches of at most
-:data:`MAX_TOKENS_PER_STEP` tokens whose gradients add up to the batch's gradient, so
-fine-tuning the teacher stays under Binder's 2 GB (30 steps on the 480 longest training
-messages: peak RSS 1.56 GB with 1,024 tokens, 1.81 GB with 2,048). Most SMS batches are far
-below the cap and run whole.
+:data:`MAX_TOKENS_PER_STEP` padded tokens whose gradients add up to the batch's gradient
+(most SMS batches are far below the cap and run whole). With ``MALLOC_MMAP_THRESHOLD_``
+set as ``binder/start`` sets it, fine-tuning the teacher stays under Binder's 2 GB.
 """
 
 from __future__ import annotations
@@ -91,7 +90,7 @@ def length_bucketed_batches(
     return batches
 
 
-MAX_TOKENS_PER_STEP = 1024
+MAX_TOKENS_PER_STEP = 2048
 """Most (padded) tokens in one forward/backward pass of :func:`fine_tune`; longer batches are split."""
 
 

@@ -96,14 +96,19 @@ def test_readme_badge_opens_the_first_notebook_in_jupyterlab():
 
 
 
-def test_start_sets_the_thread_default_but_keeps_a_user_choice():
+
+def test_start_sets_threads_and_memory_defaults_but_keeps_user_choices():
     import subprocess
 
+    names = {"COURSE_THREADS", "MALLOC_MMAP_THRESHOLD_"}
+
     def env_after_start(extra: dict) -> dict:
-        env = {k: v for k, v in os.environ.items() if k != "COURSE_THREADS"}
+        env = {k: v for k, v in os.environ.items() if k not in names}
         out = subprocess.run(["bash", str(BINDER / "start"), "env"], env={**env, **extra},
                              capture_output=True, text=True, check=True).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    assert env_after_start({})["COURSE_THREADS"] == "2"
-    assert env_after_start({"COURSE_THREADS": "4"})["COURSE_THREADS"] == "4"
+    default = env_after_start({})
+    assert default["COURSE_THREADS"] == "2" and default["MALLOC_MMAP_THRESHOLD_"] == "2097152"
+    chosen = env_after_start({"COURSE_THREADS": "4", "MALLOC_MMAP_THRESHOLD_": "65536"})
+    assert chosen["COURSE_THREADS"] == "4" and chosen["MALLOC_MMAP_THRESHOLD_"] == "65536"
