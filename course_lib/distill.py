@@ -74,14 +74,19 @@ def distillation_loss(
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape.")
-    kd = kd_term(student_logits, teacher_logits, temperature)
+    return _mix_with_labels(kd_term(student_logits, teacher_logits, temperature), student_logits, labels, alpha)
+
+
+def _mix_with_labels(teacher_term: torch.Tensor, student_logits: torch.Tensor,
+                     labels: torch.Tensor | None, alpha: float) -> torch.Tensor:
+    """Batch mean of ``α·CE(student, label) + (1−α)·teacher_term`` per row; rows labelled -1
+    (or ``labels=None``) get the teacher term alone. ``teacher_term``: shape (batch,)."""
     if labels is None:
-        return kd.mean()
+        return teacher_term.mean()
     labels = torch.as_tensor(labels, dtype=torch.long, device=student_logits.device)
-    has_label = labels >= 0
     ce = F.cross_entropy(student_logits, labels.clamp(min=0), reduction="none")
-    weight = torch.where(has_label, torch.full_like(kd, float(alpha)), torch.zeros_like(kd))
-    return (weight * ce + (1.0 - weight) * kd).mean()
+    weight = torch.where(labels >= 0, torch.full_like(teacher_term, float(alpha)), torch.zeros_like(teacher_term))
+    return (weight * ce + (1.0 - weight) * teacher_term).mean()
 
 
 def mse_logit_loss(
@@ -101,13 +106,7 @@ def mse_logit_loss(
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}.")
     mse = ((student_logits - teacher_logits.detach().to(student_logits.dtype)) ** 2).sum(dim=-1)
-    if labels is None:
-        return mse.mean()
-    labels = torch.as_tensor(labels, dtype=torch.long, device=student_logits.device)
-    has_label = labels >= 0
-    ce = F.cross_entropy(student_logits, labels.clamp(min=0), reduction="none")
-    weight = torch.where(has_label, torch.full_like(mse, float(alpha)), torch.zeros_like(mse))
-    return (weight * ce + (1.0 - weight) * mse).mean()
+    return _mix_with_labels(mse, student_logits, labels, alpha)
 
 
 LOSSES = {"kl": distillation_loss, "mse": mse_logit_loss}

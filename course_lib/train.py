@@ -101,19 +101,19 @@ def micro_batches(batch: Sequence[int], lengths: Sequence[int], max_tokens: int 
     ``max_tokens=None`` keeps the batch whole.
     """
     batch = list(batch)
-    if max_tokens is None or not batch:
-        return [batch] if batch else []
+    if not batch:
+        return []
+    if max_tokens is None:
+        return [batch]
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive number of tokens (or None), got {max_tokens}.")
-    parts, part, longest = [], [], 0
+    parts, longest = [[]], 0
     for i in batch:
-        new_longest = max(longest, lengths[i])
-        if part and new_longest * (len(part) + 1) > max_tokens:
-            parts.append(part)
-            part, new_longest = [], lengths[i]
-        part.append(i)
-        longest = new_longest
-    parts.append(part)
+        longest = max(longest, lengths[i])
+        if parts[-1] and longest * (len(parts[-1]) + 1) > max_tokens:
+            parts.append([])  # this row starts a new part
+            longest = lengths[i]
+        parts[-1].append(i)
     return parts
 
 
