@@ -254,7 +254,8 @@ def save_classifier(clf: TextClassifier, key: str, meta: dict | None = None) -> 
         with _quiet_transformers():
             clf.model.save_pretrained(tmp, safe_serialization=True)
             clf.tokenizer.save_pretrained(tmp)
-        info = {"name": clf.name, "max_length": clf.max_length, "key": key, **(clf.meta or {}), **(meta or {})}
+        info = {"name": clf.name, "max_length": clf.max_length, "key": key, **(clf.meta or {}), **(meta or {}),
+                "edited_shapes": _edited_shapes(clf.model)}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
@@ -265,9 +266,61 @@ def save_classifier(clf: TextClassifier, key: str, meta: dict | None = None) -> 
     return target
 
 
+def _set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def _linear_like(state: dict, prefix: str) -> torch.nn.Linear:
+    """An empty Linear with the (out, in) shape stored at ``prefix.weight`` (bias if stored)."""
+    out_features, in_features = state[f"{prefix}.weight"].shape
+    return torch.nn.Linear(in_features, out_features, bias=f"{prefix}.bias" in state)
+
+
+def match_saved_shapes(model: torch.nn.Module, state: dict) -> list[str]:
+    """Reshape ``model``'s Linear layers to the ones stored in ``state`` (a state dict); return their names.
+
+    A transformers config cannot say that a layer was sliced (structured pruning: fewer FFN neurons
+    or heads in one layer) or replaced by two thin layers (low-rank factorization, stored as
+    ``<name>.0.weight`` / ``<name>.1.weight``), so the shapes are read from the saved weights
+    themselves. Attention in BERT-family models reshapes with ``-1`` heads, so sliced Q/K/V rows
+    need nothing else. A stored shape this function cannot rebuild raises ``ValueError``.
+    """
+    changed = []
+    for name, module in list(model.named_modules()):
+        if not isinstance(module, torch.nn.Linear) or not name:
+            continue
+        if f"{name}.weight" in state:
+            if tuple(state[f"{name}.weight"].shape) != tuple(module.weight.shape):
+                _set_submodule(model, name, _linear_like(state, name))
+                changed.append(name)
+        elif f"{name}.0.weight" in state and f"{name}.1.weight" in state:
+            pair = torch.nn.Sequential(_linear_like(state, f"{name}.0"), _linear_like(state, f"{name}.1"))
+            _set_submodule(model, name, pair)
+            changed.append(name)
+    return changed
+
+
+def _edited_shapes(model: torch.nn.Module) -> bool:
+    """True when ``model`` has a Linear whose shape its config cannot express (sliced or factorized)."""
+    config_obj = getattr(model, "config", None)
+    if config_obj is None:
+        return False
+    with torch.device("meta"):
+        reference = type(model)(config_obj)
+    expected = {n: tuple(m.weight.shape) for n, m in reference.named_modules() if isinstance(m, torch.nn.Linear)}
+    actual = {n: tuple(m.weight.shape) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    return expected != actual
+
+
 def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
-    """Load a classifier saved by :func:`save_classifier` (a cache key or a folder)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Load a classifier saved by :func:`save_classifier` (a cache key or a folder).
+
+    A model whose layers were sliced or factorized (``meta["edited_shapes"]``, set on save) is
+    rebuilt from its config, reshaped to the stored weights (:func:`match_saved_shapes`), then loaded.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     folder = Path(key_or_path)
     if not folder.is_dir():
@@ -277,7 +330,21 @@ def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     with _quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        if meta.get("edited_shapes"):
+            from safetensors.torch import load_file
+
+            state = load_file(folder / "model.safetensors")
+            model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder))
+            match_saved_shapes(model, state)
+            model.load_state_dict(state, strict=False)
+            expected = model.state_dict()
+            missing = [k for k in expected if k not in state and not k.endswith("position_ids")]
+            unexpected = [k for k in state if k not in expected]
+            if missing or unexpected:
+                raise ValueError(f"{folder}: saved weights and rebuilt model disagree (missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]}); save the model again with save_classifier().")
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(folder)
     model.eval()
     return TextClassifier(
         model=model,

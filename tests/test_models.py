@@ -67,3 +67,41 @@ def test_load_missing_key_is_clear(tmp_cache):
 def test_size_mb_matches_fp32_parameter_bytes(teacher):
     expected = teacher.num_parameters() * 4 / 1e6
     assert abs(teacher.size_mb() - expected) / expected < 0.02
+
+
+def test_sliced_and_factorized_layers_save_and_reload(tmp_cache):
+    """A config cannot express per-layer FFN widths or a Linear split in two: the loader reads the shapes
+    from the saved weights (structured pruning and low-rank factorization rely on this)."""
+    from course_lib import students
+    from transformers.pytorch_utils import prune_linear_layer
+
+    clf = students.small_bert(layers=2, hidden=64, heads=2, intermediate=128, seed=3)
+    clf.model.eval()
+    layer = clf.model.bert.encoder.layer[0]
+    keep = torch.arange(0, 128, 2)  # half the FFN neurons of layer 0
+    layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, keep, dim=0)
+    layer.output.dense = prune_linear_layer(layer.output.dense, keep, dim=1)
+    dense = clf.model.bert.encoder.layer[1].attention.output.dense
+    thin = torch.nn.Sequential(torch.nn.Linear(64, 8, bias=False), torch.nn.Linear(8, 64))
+    with torch.no_grad():
+        thin[1].bias.copy_(dense.bias)
+    clf.model.bert.encoder.layer[1].attention.output.dense = thin
+    texts = ["WINNER!! Claim your prize now", "see you at lunch"]
+    before = clf.logits(texts)
+    key = models.cache_key(test="edited-shapes")
+    models.save_classifier(clf, key)
+    loaded = models.load_classifier(key)
+    assert loaded.meta["edited_shapes"] is True
+    assert loaded.model.bert.encoder.layer[0].intermediate.dense.out_features == 64
+    assert isinstance(loaded.model.bert.encoder.layer[1].attention.output.dense, torch.nn.Sequential)
+    assert loaded.num_parameters() == clf.num_parameters()
+    np.testing.assert_allclose(loaded.logits(texts), before, rtol=1e-5, atol=1e-6)
+
+
+def test_plain_model_is_not_marked_edited(tmp_cache):
+    from course_lib import students
+
+    clf = students.small_bert(layers=1, hidden=32, heads=2, intermediate=64, seed=0)
+    key = models.cache_key(test="plain-shapes")
+    models.save_classifier(clf, key)
+    assert models.load_classifier(key).meta["edited_shapes"] is False
