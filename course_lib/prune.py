@@ -271,17 +271,20 @@ def masks_pitfall(clf, sparsity: float = 0.5) -> dict:
 def remove_neurons(model_or_clf, plan: dict[int, Sequence[int]]):
     """Remove FFN neurons: ``plan`` maps a layer index to the neuron indices to drop there. The first FFN
     Linear loses those rows, the second those columns (``prune_linear_layer``); a new model."""
-    model = _copy(_model(model_or_clf))
-    _slice(model, plan, "neurons")
-    return _result(model_or_clf, model, "neurons removed", {"ffn_neurons": structure(model)["ffn_neurons"].tolist()})
+    return _sliced(model_or_clf, plan, "neurons", "neurons removed", {})
 
 
 def remove_heads(model_or_clf, plan: dict[int, Sequence[int]]):
     """Remove attention heads: ``plan`` maps a layer index to the heads to drop. Q, K and V lose those
     heads' rows, the attention output Linear their columns (attention reshapes with -1 heads); a new model."""
-    model = _copy(_model(model_or_clf))
-    _slice(model, plan, "heads")
-    return _result(model_or_clf, model, "heads removed", {"heads": structure(model)["heads"].tolist()})
+    return _sliced(model_or_clf, plan, "heads", "heads removed", {})
+
+
+def _sliced(source, plan: dict, unit: str, what: str, info: dict):
+    model = _copy(_model(source))
+    _slice(model, plan, unit)
+    column = "ffn_neurons" if unit == "neurons" else "heads"
+    return _result(source, model, what, {**info, column: structure(model)[column].tolist()})
 
 
 def _slice(model: torch.nn.Module, plan: dict, unit: str) -> None:
@@ -365,10 +368,7 @@ def activation(clf: TextClassifier, texts, ratio: float, batch_size: int = 32) -
     ratio = _fraction(ratio, "ratio")
     stats = ffn_statistics(clf, texts, batch_size=batch_size)
     plan = {i: np.argsort(s["mean_abs"], kind="stable")[:_count(ratio, len(s["mean_abs"]))] for i, s in enumerate(stats)}
-    model = _copy(clf.model)
-    _slice(model, plan, "neurons")
-    return _result(clf, model, f"activation {ratio:.0%} of FFN neurons",
-                   {"ratio": ratio, "ffn_neurons": structure(model)["ffn_neurons"].tolist()})
+    return _sliced(clf, plan, "neurons", f"activation {ratio:.0%} of FFN neurons", {"ratio": ratio})
 
 
 def head_importance(clf: TextClassifier, texts, labels: Sequence[int] | None = None, batch_size: int = 16) -> list[np.ndarray]:
@@ -414,9 +414,7 @@ def heads(clf: TextClassifier, texts, ratio: float, labels: Sequence[int] | None
         if left[i] > 1:  # never the last head of a layer
             plan[i].append(h)
             left[i] -= 1
-    model = _copy(clf.model)
-    _slice(model, plan, "heads")
-    return _result(clf, model, f"heads {ratio:.0%}", {"ratio": ratio, "heads": structure(model)["heads"].tolist()})
+    return _sliced(clf, plan, "heads", f"heads {ratio:.0%}", {"ratio": ratio})
 
 
 # --------------------------------------------------------------------------- redundancy pruning
