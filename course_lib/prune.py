@@ -164,6 +164,7 @@ def magnitude(model_or_clf, sparsity: float, scope: str = "layer", groups: Seque
     sparsity = _fraction(sparsity, "sparsity")
     if scope not in ("layer", "global"):
         raise ValueError(f'scope must be "layer" or "global", got {scope!r}.')
+    groups = (groups,) if isinstance(groups, str) else tuple(groups)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or not groups:
         raise ValueError(f"groups must be names from {sorted(GROUPS)}; got {list(groups)}.")

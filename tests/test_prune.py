@@ -90,6 +90,7 @@ def test_prune_group_touches_only_that_group(bert):
     report = prune.sparsity_report(pruned).set_index(["layer", "role"])["sparsity"]
     assert report[(1, "ffn_in")] == pytest.approx(0.5)
     assert (report.drop((1, "ffn_in")) == 0).all()
+    assert prune.sparsity_report(prune.magnitude(bert, 0.5, groups="ffn")).query("role == 'query'")["zeros"].sum() == 0
     attention = prune.sparsity_report(prune.prune_group(bert, "attention", 0.5))
     assert (attention.query("role in ['query','key','value','attn_out']")["sparsity"] == 0.5).all()
     assert (attention.query("role in ['ffn_in','ffn_out']")["sparsity"] == 0).all()
