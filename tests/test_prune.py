@@ -330,3 +330,12 @@ def test_other_bad_inputs_raise_clearly(bert):
     torch.nn.utils.prune.l1_unstructured(model.bert.encoder.layer[0].output.dense, "weight", amount=0.5)
     with pytest.raises(ValueError, match="masks attached"):
         prune.magnitude(model, 0.5)
+
+
+def test_the_small_bert_students_are_supported():
+    from course_lib import students
+
+    clf = students.small_bert(layers=1, hidden=32, heads=2, intermediate=64, seed=0)
+    assert prune.sparsity(prune.magnitude(clf, 0.5)) == pytest.approx(0.5, abs=1e-3)
+    both = prune.heads(prune.activation(clf, TEXTS, 0.5), TEXTS, 0.5)
+    assert prune.structure(both)[["heads", "ffn_neurons"]].values.tolist() == [[1, 32]]
