@@ -4,7 +4,7 @@ Three kinds, each returning a NEW model (the one passed in is never changed):
 
 - **zero (magnitude) pruning** — :func:`magnitude`: the smallest |w| of the encoder's Linear weights
   become exactly 0 (``torch.nn.utils.prune``, per layer or one global threshold). The model stays
-  dense: same shapes, same file size, same speed, until it is stored sparse (:func:`storage_mb`).
+  dense: same shapes, same file size, same speed, until it is stored sparse.
 - **activation pruning (structured)** — :func:`activation` removes the FFN neurons whose output after
   the GELU is smallest on average on calibration texts; :func:`heads` removes the attention heads
   with the smallest importance (Michel et al. 2019). Both slice the Linear layers
@@ -12,15 +12,14 @@ Three kinds, each returning a NEW model (the one passed in is never changed):
 - **redundancy pruning** — :func:`redundancy`: a neuron that nearly duplicates another on the
   calibration texts is dropped and its outgoing weights are folded into its twin.
 
-Supported: BERT, MiniLM and RoBERTa (``encoder.layer[i].attention.self.query`` ...), DistilBERT
-(``transformer.layer[i].attention.q_lin`` ...), and the students of :mod:`course_lib.students`.
-Anything else raises ``TypeError`` saying so.
+Supported: the BERT-family models that :func:`course_lib.layers.layers` walks; anything else raises
+``TypeError`` saying so. Sizes in sparse formats and the masks pitfall are measured in
+:mod:`course_lib.studies.pruning`.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -29,75 +28,15 @@ import torch
 from torch.nn.utils import prune as torch_prune
 from transformers.pytorch_utils import prune_linear_layer
 
-from . import data, models, train
+from . import data, train
+from .layers import GROUPS, ROLES, Layer, module_of as _model  # noqa: F401
+from .layers import layers as _layers
 from .models import TextClassifier
-
-ROLES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
-GROUPS = {"attention": ROLES[:4], "ffn": ROLES[4:], **{role: (role,) for role in ROLES}}
-SUPPORTED = ("BERT-family encoders: BERT, MiniLM, RoBERTa (encoder.layer[i].attention.self.query ...), "
-             "DistilBERT (transformer.layer[i].attention.q_lin ...) and course_lib.students models")
-# container of the layer stack, where each role sits inside one layer, the module that holds the head size
-_LAYOUTS = [
-    ("encoder", dict(zip(ROLES, ("attention.self.query", "attention.self.key", "attention.self.value",
-                                 "attention.output.dense", "intermediate.dense", "output.dense"))), "attention.self"),
-    ("transformer", dict(zip(ROLES, ("attention.q_lin", "attention.k_lin", "attention.v_lin",
-                                     "attention.out_lin", "ffn.lin1", "ffn.lin2"))), "attention"),
-]
-
-
-class Layer:
-    """One transformer layer seen by role: ``layer["ffn_in"]`` is its first FFN Linear, and so on."""
-
-    def __init__(self, module: torch.nn.Module, paths: dict, attention_path: str, index: int):
-        self.module, self.paths, self.index = module, paths, index
-        self.attention = module.get_submodule(attention_path)
-        self.head_size = int(self.attention.attention_head_size)
-
-    def __getitem__(self, role: str) -> torch.nn.Linear:
-        return self.module.get_submodule(self.paths[role])
-
-    def __setitem__(self, role: str, linear: torch.nn.Linear) -> None:
-        parent, _, attr = self.paths[role].rpartition(".")
-        setattr(self.module.get_submodule(parent), attr, linear)
-
-    @property
-    def num_heads(self) -> int:
-        return self["query"].out_features // self.head_size
-
-    @property
-    def num_neurons(self) -> int:
-        return self["ffn_in"].out_features
-
-
-def _model(model_or_clf) -> torch.nn.Module:
-    if isinstance(model_or_clf, TextClassifier):
-        return model_or_clf.model
-    if isinstance(model_or_clf, torch.nn.Module):
-        return model_or_clf
-    raise TypeError(f"Expected a TextClassifier or a torch.nn.Module, got {type(model_or_clf).__name__}.")
 
 
 def layers(model_or_clf) -> list[Layer]:
-    """The transformer layers of a supported model, or ``TypeError`` naming what is supported."""
-    model = _model(model_or_clf)
-    base = getattr(model, getattr(model, "base_model_prefix", "") or "-", model)
-    for container, paths, attention_path in _LAYOUTS:
-        stack = getattr(getattr(base, container, None), "layer", None)
-        if not isinstance(stack, torch.nn.ModuleList) or not len(stack):
-            continue
-        try:
-            found = [Layer(layer, paths, attention_path, i) for i, layer in enumerate(stack)]
-            for layer in found:
-                for role in ROLES:
-                    if type(layer[role]) is not torch.nn.Linear:
-                        raise TypeError(f"layer {layer.index} {role} is {type(layer[role]).__name__}, not torch.nn.Linear; "
-                                        "prune the model before quantizing or factorizing it.")
-        except AttributeError:
-            continue
-        return found
-    conv = any(type(m).__name__ == "Conv1D" for m in model.modules())
-    hint = " (its layers are transformers' Conv1D, as in GPT-2)" if conv else ""
-    raise TypeError(f"course_lib.prune cannot prune {type(model).__name__}{hint}; it supports {SUPPORTED}.")
+    """The transformer layers of a supported model (see :mod:`course_lib.layers`)."""
+    return _layers(model_or_clf, "course_lib.prune")
 
 
 def _fraction(value, name: str) -> float:
@@ -216,54 +155,6 @@ def structure(model_or_clf) -> pd.DataFrame:
     """One row per layer: attention heads, FFN neurons and parameters the layer really has."""
     return pd.DataFrame([{"layer": l.index, "heads": l.num_heads, "ffn_neurons": l.num_neurons,
                           "parameters": sum(p.numel() for p in l.module.parameters())} for l in layers(model_or_clf)])
-
-
-def storage_mb(model_or_clf) -> pd.DataFrame:
-    """Size in MB (10^6 bytes) of the whole model if its encoder Linear weights were stored as:
-
-    dense; CSR (torch's ``to_sparse_csr``: int64 row pointers and column indices + the non-zeros);
-    bitmask (1 bit per weight + the non-zeros). Each with fp32 values, and with int8 values (plus one
-    fp32 scale per output row). Every other tensor is counted dense fp32. CSR at fp32 costs ~12 bytes
-    per non-zero against 4 per dense weight: smaller only above ~67 % sparsity.
-    """
-    model = _no_masks(_model(model_or_clf))
-    unique = {(v.data_ptr(), tuple(v.shape)): v for v in model.state_dict().values()}  # tied weights once
-    weights = [layer[r].weight.detach() for layer in layers(model) for r in ROLES]
-    rest = sum(v.numel() * v.element_size() for v in unique.values()) - sum(w.numel() * 4 for w in weights)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        csr = [w.to_sparse_csr() for w in weights]
-    numel, nnz = sum(w.numel() for w in weights), sum(int((w != 0).sum()) for w in weights)
-    csr_index = sum(t.numel() * t.element_size() for c in csr for t in (c.crow_indices(), c.col_indices()))
-    bitmask = sum(len(np.packbits(w.ne(0).numpy().ravel())) for w in weights)
-    rows = []
-    for values, nbytes, scales in (("fp32", 4, 0), ("int8", 1, sum(w.shape[0] * 4 for w in weights))):
-        for fmt, size in (("dense", numel * nbytes), ("CSR", csr_index + nnz * nbytes), ("bitmask", bitmask + nnz * nbytes)):
-            rows.append({"format": fmt, "values": values, "encoder_linear_mb": (size + scales) / 1e6,
-                         "model_mb": (rest + size + scales) / 1e6})
-    table = pd.DataFrame(rows)
-    table["vs_dense_fp32"] = table["model_mb"] / table["model_mb"].iloc[0]
-    return table
-
-
-def masks_pitfall(clf, sparsity: float = 0.5) -> dict:
-    """What a checkpoint weighs (MB) before pruning, with ``torch.nn.utils.prune`` masks still attached
-    (``weight_orig`` + ``weight_mask`` per pruned Linear) and after ``prune.remove``; and the state-dict
-    names of one pruned Linear in each case."""
-    sparsity = _fraction(sparsity, "sparsity")
-    model = _copy(_model(clf))
-    before = models.serialized_size_mb(model)
-    first = layers(model)[0]["ffn_in"]
-    name = next(n for n, m in model.named_modules() if m is first)
-    for layer in layers(model):
-        for role in ROLES:
-            torch_prune.l1_unstructured(layer[role], "weight", amount=sparsity)
-    attached_keys = [k for k in model.state_dict() if k.startswith(name + ".")]
-    attached = models.serialized_size_mb(model)
-    remove_masks(model)
-    return {"dense_mb": before, "masks_attached_mb": attached, "after_remove_mb": models.serialized_size_mb(model),
-            "keys_with_masks": attached_keys, "keys_after_remove": [k for k in model.state_dict() if k.startswith(name + ".")],
-            "sparsity": sparsity_of(model)}
 
 
 # --------------------------------------------------------------------------- structured: neurons and heads

@@ -1,0 +1,94 @@
+"""The transformer layers of a BERT-family classifier, seen by role.
+
+``layers(model_or_clf)`` returns one :class:`Layer` per transformer layer; ``layer["ffn_in"]`` is its
+first FFN Linear, and so on for the roles in :data:`ROLES`. Pruning (chapter 04) and low-rank
+factorization (chapter 05) both walk the model this way, so they support the same models:
+
+- BERT, MiniLM and RoBERTa: ``encoder.layer[i].attention.self.query`` ...;
+- DistilBERT: ``transformer.layer[i].attention.q_lin`` ...;
+- the students of :mod:`course_lib.students` (BERT-shaped).
+
+Anything else (GPT-2's ``Conv1D``, a plain module, a layer already replaced by something that is not
+a ``torch.nn.Linear``) raises ``TypeError`` saying what is supported.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .models import TextClassifier
+
+ROLES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
+GROUPS = {"attention": ROLES[:4], "ffn": ROLES[4:], **{role: (role,) for role in ROLES}}
+SUPPORTED = ("BERT-family encoders: BERT, MiniLM, RoBERTa (encoder.layer[i].attention.self.query ...), "
+             "DistilBERT (transformer.layer[i].attention.q_lin ...) and course_lib.students models")
+# container of the layer stack, where each role sits inside one layer, the module that holds the head size
+_LAYOUTS = [
+    ("encoder", dict(zip(ROLES, ("attention.self.query", "attention.self.key", "attention.self.value",
+                                 "attention.output.dense", "intermediate.dense", "output.dense"))), "attention.self"),
+    ("transformer", dict(zip(ROLES, ("attention.q_lin", "attention.k_lin", "attention.v_lin",
+                                     "attention.out_lin", "ffn.lin1", "ffn.lin2"))), "attention"),
+]
+
+
+class Layer:
+    """One transformer layer seen by role: ``layer["ffn_in"]`` is its first FFN Linear, and so on.
+    ``layer[role] = linear`` replaces that Linear (e.g. by a sliced one)."""
+
+    def __init__(self, module: torch.nn.Module, paths: dict, attention_path: str, index: int):
+        self.module, self.paths, self.index = module, paths, index
+        self.attention = module.get_submodule(attention_path)
+        self.head_size = int(self.attention.attention_head_size)
+
+    def __getitem__(self, role: str) -> torch.nn.Linear:
+        return self.module.get_submodule(self.paths[role])
+
+    def __setitem__(self, role: str, linear: torch.nn.Module) -> None:
+        parent, _, attr = self.paths[role].rpartition(".")
+        setattr(self.module.get_submodule(parent), attr, linear)
+
+    @property
+    def num_heads(self) -> int:
+        return self["query"].out_features // self.head_size
+
+    @property
+    def num_neurons(self) -> int:
+        return self["ffn_in"].out_features
+
+
+def module_of(model_or_clf) -> torch.nn.Module:
+    """The ``torch.nn.Module`` inside a :class:`TextClassifier` (or the module itself)."""
+    if isinstance(model_or_clf, TextClassifier):
+        return model_or_clf.model
+    if isinstance(model_or_clf, torch.nn.Module):
+        return model_or_clf
+    raise TypeError(f"Expected a TextClassifier or a torch.nn.Module, got {type(model_or_clf).__name__}.")
+
+
+def layers(model_or_clf, what: str = "course_lib") -> list[Layer]:
+    """The transformer layers of a supported model, or ``TypeError`` naming what is supported.
+    ``what`` names the caller in that message (e.g. ``"course_lib.prune"``)."""
+    model = module_of(model_or_clf)
+    base = getattr(model, getattr(model, "base_model_prefix", "") or "-", model)
+    for container, paths, attention_path in _LAYOUTS:
+        stack = getattr(getattr(base, container, None), "layer", None)
+        if not isinstance(stack, torch.nn.ModuleList) or not len(stack):
+            continue
+        try:
+            found = [Layer(layer, paths, attention_path, i) for i, layer in enumerate(stack)]
+            for layer in found:
+                for role in ROLES:
+                    if type(layer[role]) is not torch.nn.Linear:
+                        raise TypeError(f"layer {layer.index} {role} is {type(layer[role]).__name__}, not "
+                                        "torch.nn.Linear; prune the model before quantizing or factorizing it.")
+        except AttributeError:
+            continue
+        return found
+    conv = any(type(m).__name__ == "Conv1D" for m in model.modules())
+    hint = " (its layers are transformers' Conv1D, as in GPT-2)" if conv else ""
+    raise TypeError(f"{what} cannot handle {type(model).__name__}{hint}; it supports {SUPPORTED}.")
+
+
+def encoder_parameters(model_or_clf) -> int:
+    """Parameters of the transformer layers (embeddings, pooler and classifier head excluded)."""
+    return sum(p.numel() for layer in layers(model_or_clf) for p in layer.module.parameters())
