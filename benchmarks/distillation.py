@@ -15,7 +15,7 @@ import time
 
 import pandas as pd
 
-from course_lib import config, distill
+from course_lib import config, distill, stats
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 60)
     print("\n== SMS test split and YouTube comments (mean ± std over seeds) ==")
-    print(distill.summarize(study, ("sms_f1", "sms_acc", "youtube_f1", "youtube_acc")).to_string())
+    print(stats.summarize(study, ("sms_f1", "sms_acc", "youtube_f1", "youtube_acc")).to_string())
     print("\n== temperature sweep (low-label setting) ==")
     print(table[["temperature", "alpha", "seed", "sms_f1", "youtube_f1", "train_seconds"]].to_string(index=False))
     print("\n== per run ==")

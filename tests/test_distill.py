@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import data, distill, models, students
+from course_lib import data, distill, models, plots, stats, students
 
 S = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5]])
 T_ = torch.tensor([[1.0, 0.0], [-1.0, 2.0], [0.2, 0.1]])
@@ -331,7 +331,7 @@ def test_train_student_caches_and_seed_study(small_world, monkeypatch):
     study = distill.seed_study([distill.Recipe("tiny", "ce", labelled=60), recipe], seeds=(0, 1), progress=False)
     assert set(study["model"]) == {"teacher", "tiny · no KD", recipe.label()}
     assert len(study) == 1 + 2 * 2 and study["sms_f1"].between(0, 1).all() and study["youtube_acc"].between(0, 1).all()
-    table = distill.summarize(study)
+    table = stats.summarize(study)
     assert table.loc[("60 labels", recipe.label()), "n"] == 2 and "±" in table.loc[("60 labels", recipe.label()), "sms_f1"]
     sweep = distill.temperature_sweep([1.0, 2.0], labelled=60, seeds=(0,), progress=False)
     assert list(sweep["temperature"]) == [1.0, 2.0]
@@ -390,7 +390,7 @@ def test_flip_report(tok):
         labels = [1, 0, 0, 1]
         predictions = {"teacher": P([0.9, 0.1, 0.55, 0.8]), "student": P([0.3, 0.1, 0.2, 0.9])}
 
-    table, summary = distill.flip_report(Bench(), "teacher", "student", ["see you soon", "win a prize"], tok)
+    table, summary = stats.flip_report(Bench(), "teacher", "student", ["see you soon", "win a prize"], tok)
     assert summary["flips"] == 2 and summary["baseline_right"] == 1 and summary["variant_right"] == 1
     assert set(table["right"]) == {"teacher", "student"} and (table["rare pieces"] >= 0).all()
 
@@ -414,15 +414,15 @@ def test_result_helpers():
         "model": ["teacher", "a", "a", "a", "b", "b", "b"], "setting": ["s"] * 7, "seed": [0, 0, 1, 2, 0, 1, 2],
         "sms_f1": [0.98, 0.90, 0.91, 0.92, 0.95, 0.96, 0.97], "youtube_f1": [0.5, 0.3, 0.31, 0.3, 0.3, 0.29, 0.31],
     })
-    assert "consistent" in distill.describe_effect(study, "s", "sms_f1", "a", "b")
-    assert "+0.050" in distill.describe_effect(study, "s", "sms_f1", "a", "b")
+    assert "consistent" in stats.describe_effect(study, "s", "sms_f1", "a", "b")
+    assert "+0.050" in stats.describe_effect(study, "s", "sms_f1", "a", "b")
     varied = study.assign(sms_f1=[0.98, 0.80, 0.90, 0.85, 0.95, 0.93, 0.96])
-    assert "every seed" in distill.describe_effect(varied, "s", "sms_f1", "a", "b")
-    assert "noise" in distill.describe_effect(study, "s", "youtube_f1", "a", "b")
-    assert "-0.0" in distill.describe_effect(study, "s", "sms_f1", "teacher", "b")
+    assert "every seed" in stats.describe_effect(varied, "s", "sms_f1", "a", "b")
+    assert "noise" in stats.describe_effect(study, "s", "youtube_f1", "a", "b")
+    assert "-0.0" in stats.describe_effect(study, "s", "sms_f1", "teacher", "b")
     with pytest.raises(KeyError):
-        distill.describe_effect(study, "s", "sms_f1", "a", "nope")
-    fig = distill.plot_seed_results(study, [("s", "sms_f1", "one"), ("s", "youtube_f1", "two")])
+        stats.describe_effect(study, "s", "sms_f1", "a", "nope")
+    fig = plots.plot_seed_results(study, [("s", "sms_f1", "one"), ("s", "youtube_f1", "two")])
     assert len(fig.axes) == 2
     logits = np.array([[6.8, -6.8], [6.7, -6.9], [-6.5, 6.4], [0.2, -0.1], [-1.0, 2.0]], dtype=np.float32)
     frame = pd.DataFrame({"text": list("abcde"), "label": [0, 0, 1, 0, 1]})
@@ -432,6 +432,6 @@ def test_result_helpers():
     assert list(table.columns) == ["T=1", "T=4"] and table.loc["x", "T=4"] > table.loc["x", "T=1"]
     certainty = distill.teacher_certainty({"sure": logits[:3], "mixed": logits}, temperature=4.0)
     assert certainty.loc["sure", "saturated (T=1)"] == 1.0 and certainty.loc["mixed", "saturated (T=1)"] < 1.0
-    ax = distill.plot_margins({"sure": logits[:3], "mixed": logits})
+    ax = plots.plot_margins({"sure": logits[:3], "mixed": logits})
     assert ax.get_legend() is not None
     plt.close("all")
