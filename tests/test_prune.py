@@ -96,28 +96,6 @@ def test_prune_group_touches_only_that_group(bert):
     assert (attention.query("role in ['ffn_in','ffn_out']")["sparsity"] == 0).all()
 
 
-def test_storage_sizes_are_honest(bert):
-    dense = prune.storage_mb(bert).set_index(["format", "values"])
-    assert dense.loc[("dense", "fp32"), "model_mb"] == pytest.approx(bert.size_mb(), rel=0.01)
-    at_50 = prune.storage_mb(prune.magnitude(bert, 0.5)).set_index(["format", "values"])["encoder_linear_mb"]
-    at_90 = prune.storage_mb(prune.magnitude(bert, 0.9)).set_index(["format", "values"])["encoder_linear_mb"]
-    assert at_50[("dense", "fp32")] == at_90[("dense", "fp32")]  # zeros stored densely cost the same
-    assert at_50[("CSR", "fp32")] > at_50[("dense", "fp32")]  # 12 B per non-zero: CSR loses at 50 %
-    assert at_90[("CSR", "fp32")] < at_90[("dense", "fp32")]  # and wins at 90 %
-    assert at_50[("bitmask", "fp32")] < at_50[("dense", "fp32")]
-    assert at_90[("bitmask", "int8")] < at_90[("bitmask", "fp32")]
-
-
-def test_masks_pitfall_shows_the_bigger_checkpoint(bert):
-    info = prune.masks_pitfall(bert, 0.5)
-    assert info["masks_attached_mb"] > info["dense_mb"]
-    assert info["after_remove_mb"] == pytest.approx(info["dense_mb"])
-    assert any(k.endswith("weight_orig") for k in info["keys_with_masks"])
-    assert any(k.endswith("weight_mask") for k in info["keys_with_masks"])
-    assert not any("orig" in k or "mask" in k for k in info["keys_after_remove"])
-    assert info["sparsity"] == pytest.approx(0.5, abs=1e-3)
-
-
 # --------------------------------------------------------------------------- structured: neurons and heads
 
 
