@@ -15,22 +15,23 @@ import time
 
 import pandas as pd
 
-from course_lib import config, distill, stats
+from course_lib import config, stats
+from course_lib.studies import distillation
 
 
 def main() -> None:
     start = time.perf_counter()
-    plan = distill.chapter_plan()
+    plan = distillation.chapter_plan()
     seeds = plan["seeds"]
     print(f"mode: {'fast' if config.fast_mode() else 'full'} · seeds {list(seeds)} · threads {config.num_threads()}", flush=True)
     study = pd.concat([
-        distill.seed_study(plan["in_distribution"], seeds),
-        distill.seed_study([plan["from_teacher"]], (0,), include_teacher=False),
-        distill.seed_study(plan["low_label"], seeds),
+        distillation.seed_study(plan["in_distribution"], seeds),
+        distillation.seed_study([plan["from_teacher"]], (0,), include_teacher=False),
+        distillation.seed_study(plan["low_label"], seeds),
     ], ignore_index=True)
     sweep = plan["sweep"]
-    table = distill.temperature_sweep(sweep["temperatures"], alpha=sweep["alpha"], labelled=sweep["labelled"],
-                                      seeds=sweep["seeds"])
+    table = distillation.temperature_sweep(sweep["temperatures"], alpha=sweep["alpha"], labelled=sweep["labelled"],
+                                           seeds=sweep["seeds"])
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 60)
     print("\n== SMS test split and YouTube comments (mean ± std over seeds) ==")

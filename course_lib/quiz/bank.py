@@ -1,80 +1,29 @@
-"""Self-check quizzes: load the YAML quiz bank, grade answers, keep progress, show quizzes.
-
-The bank is a folder of YAML files (``quizzes/`` at the repository root, one file per
-chapter; see ``quizzes/README.md`` for the format). In a notebook::
-
-    from course_lib.quiz import show_quiz
-    show_quiz("01_baseline_and_metrics")                       # the chapter's quiz
-    show_quiz("03_quantization", answers={"quant-my-size-ratio": 3.1})  # numbers measured here
-
-Grading is plain Python and needs no browser::
-
-    quiz = load_quiz("00_cheat_sheet")
-    quiz["cs-mcq-1"].check("A")          # -> Result(correct=True, feedback=...)
-
-Progress (attempts, last answer, right or wrong) is saved after every answer to
-``quiz_progress.json`` in :func:`course_lib.config.cache_dir`, so a kernel restart loses
-nothing: :func:`score`, :func:`overall_progress`, :func:`mistakes`, :func:`review_mistakes`.
-
-Safety: YAML is read with ``yaml.safe_load``; nothing from a quiz file is evaluated, and
-quiz text is always escaped before it is shown (Markdown-like: ```code```, `code`,
-**bold**, "- " bullets and "1. " numbered lines are the only formatting).
+"""The quiz bank: the question model (:class:`Question` and its five types, :class:`Quiz`,
+:class:`Result`) and the YAML parser that loads and validates the bank (``quizzes/`` at the
+repository root; format in ``quizzes/README.md``). YAML is read with ``yaml.safe_load`` and
+nothing from a quiz file is evaluated.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as _dt
 import difflib
-import html
-import json
 import math
 import numbers
 import os
 import re
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
 import yaml
 
-__all__ = [
-    "DIFFICULTIES",
-    "FROM_NOTEBOOK",
-    "Checklist",
-    "Concept",
-    "Flashcard",
-    "MultipleChoice",
-    "Numeric",
-    "Practice",
-    "Progress",
-    "Question",
-    "Quiz",
-    "QuizError",
-    "QuizFormatError",
-    "QuizNotFoundError",
-    "Result",
-    "bank_dir",
-    "list_quizzes",
-    "load_bank",
-    "load_quiz",
-    "markdown_to_html",
-    "mistakes",
-    "overall_progress",
-    "quiz_widget",
-    "reset_progress",
-    "review_mistakes",
-    "score",
-    "show_quiz",
-]
+from .markdown import md_plain as _md_plain
+from .markdown import md_prose as _md_prose
 
 DIFFICULTIES = ("easy", "medium", "hard")
 FROM_NOTEBOOK = "from_notebook"
-PROGRESS_FILE = "quiz_progress.json"
-PROGRESS_VERSION = 1
 ENV_QUIZ_DIR = "COURSE_QUIZ_DIR"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -102,102 +51,6 @@ class QuizNotFoundError(QuizError, FileNotFoundError):
 
 
 # --------------------------------------------------------------------------- text helpers
-
-_CODE_RE = re.compile(r"(```[^\n`]*\n.*?```|`[^`\n]+`)", re.DOTALL)
-_FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
-_BULLET_RE = re.compile(r"^\s*[-*]\s+(.*)$")
-_NUMBERED_RE = re.compile(r"^\s*\d+[.)]\s+(.*)$")
-
-
-def _split_code(text: str) -> list[tuple[bool, str]]:
-    """Split text into (is_code, piece); code pieces keep their backticks."""
-    parts: list[tuple[bool, str]] = []
-    pos = 0
-    for m in _CODE_RE.finditer(text):
-        if m.start() > pos:
-            parts.append((False, text[pos:m.start()]))
-        parts.append((True, m.group(0)))
-        pos = m.end()
-    if pos < len(text):
-        parts.append((False, text[pos:]))
-    return parts
-
-
-def _inline_html(text: str) -> str:
-    """Escape one line of quiz text and turn `code`, **bold** and *italic* into tags."""
-    out = []
-    for is_code, piece in _split_code(text):
-        if is_code:
-            out.append("<code>" + html.escape(piece.strip("`")) + "</code>")
-        else:
-            esc = html.escape(piece)
-            esc = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", esc)
-            out.append(re.sub(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", esc))
-    return "".join(out)
-
-
-def markdown_to_html(text: str | None) -> str:
-    """Render quiz text as safe HTML: everything is escaped, then a tiny Markdown subset is applied.
-
-    Supported: fenced code blocks, `inline code`, **bold**, *italic*, "- " bullet lines, "1. " numbered
-    lines and blank-line paragraphs. Any HTML in ``text`` is shown literally, never interpreted.
-    """
-    if not text:
-        return ""
-    blocks: list[str] = []
-    pos = 0
-    for m in _FENCE_RE.finditer(text):
-        blocks.extend(_paragraphs_html(text[pos:m.start()]))
-        blocks.append("<pre><code>" + html.escape(m.group(1).rstrip("\n")) + "</code></pre>")
-        pos = m.end()
-    blocks.extend(_paragraphs_html(text[pos:]))
-    return "\n".join(blocks)
-
-
-def _paragraphs_html(chunk: str) -> list[str]:
-    out: list[str] = []
-    for para in re.split(r"\n\s*\n", chunk):
-        lines = [ln for ln in para.splitlines() if ln.strip()]
-        if not lines:
-            continue
-        buf: list[str] = []
-        kind = None  # "p", "ul" or "ol"
-        items: list[str] = []
-
-        def flush():
-            nonlocal buf, items, kind
-            if kind == "p" and buf:
-                out.append("<p>" + _inline_html(" ".join(s.strip() for s in buf)) + "</p>")
-            elif kind in ("ul", "ol") and items:
-                lis = "".join("<li>" + _inline_html(it) + "</li>" for it in items)
-                out.append(f"<{kind}>{lis}</{kind}>")
-            buf, items, kind = [], [], None
-
-        for line in lines:
-            mb, mn = _BULLET_RE.match(line), _NUMBERED_RE.match(line)
-            new_kind = "ul" if mb else "ol" if mn else "p"
-            if new_kind != kind:
-                flush()
-                kind = new_kind
-            if new_kind == "p":
-                buf.append(line)
-            else:
-                items.append((mb or mn).group(1))
-        flush()
-    return out
-
-
-def _md_prose(text: str) -> str:
-    """Quiz prose for a text/markdown output: HTML special characters escaped outside code."""
-    return "".join(p if is_code else html.escape(p, quote=False) for is_code, p in _split_code(text))
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-
-
-def _md_plain(text: str) -> str:
-    """Plain text (an option) for a text/markdown output: HTML and Markdown characters escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def _fmt_number(x: float) -> str:
@@ -689,8 +542,8 @@ def bank_dir() -> Path:
         if path.is_dir():
             return path
         raise QuizNotFoundError(f"{ENV_QUIZ_DIR} is set to {env!r}, but there is no such folder.")
-    here = Path(__file__).resolve().parent
-    candidates = [here.parent / "quizzes", Path.cwd() / "quizzes", Path.cwd().parent / "quizzes"]
+    here = Path(__file__).resolve().parent  # course_lib/quiz/
+    candidates = [here.parent.parent / "quizzes", Path.cwd() / "quizzes", Path.cwd().parent / "quizzes"]
     seen: list[Path] = []
     for c in candidates:
         c = c.resolve()
@@ -970,271 +823,3 @@ def _parse_question(raw: Any, problems: list[str], quiz_name: str) -> Question |
         return None
     return Numeric(answer=None if from_nb else float(answer), tolerance=float(tol), unit=raw.get("unit"),
                    explanation=raw.get("explanation"), from_notebook=from_nb, **common)
-
-
-# --------------------------------------------------------------------------- progress
-
-
-def default_progress_path() -> Path:
-    """``quiz_progress.json`` in :func:`course_lib.config.cache_dir` (honours ``COURSE_CACHE``)."""
-    from . import config
-
-    return config.cache_dir() / PROGRESS_FILE
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-class Progress:
-    """Answers saved across sessions: one record per question id.
-
-    A record holds ``quiz``, ``type``, ``attempts``, ``last_response``, ``correct``,
-    ``timestamp`` (UTC, ISO 8601) and, for checklists, ``score``/``total``. The file is
-    rewritten atomically after every answer. A file that cannot be parsed is moved aside
-    to ``quiz_progress.json.bak`` (with a warning) and progress starts afresh.
-    """
-
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path is not None else default_progress_path()
-        self.records: dict[str, dict] = {}
-        self._read_failed = False
-        self.load()
-
-    def __repr__(self) -> str:
-        return f"<Progress: {len(self.records)} questions answered>"
-
-    # storage ---------------------------------------------------------------
-    def load(self) -> "Progress":
-        """(Re)read the file; keeps what other notebooks or kernels have saved meanwhile."""
-        self.records = self._read()
-        return self
-
-    def _backup_path(self) -> Path:
-        cand = self.path.with_name(self.path.name + ".bak")
-        n = 1
-        while cand.exists():
-            cand = self.path.with_name(f"{self.path.name}.bak{n}")
-            n += 1
-        return cand
-
-    def _move_aside(self, reason: str) -> None:
-        backup = self._backup_path()
-        try:
-            os.replace(self.path, backup)
-            where = f"it was moved to {backup}"
-        except OSError as exc:  # pragma: no cover - unusual file systems
-            where = f"it could not be moved aside ({exc})"
-        warnings.warn(f"Quiz progress file {self.path} is unreadable ({reason}); {where} "
-                      "and progress starts afresh.", RuntimeWarning, stacklevel=3)
-
-    def _read(self) -> dict[str, dict]:
-        self._read_failed = False
-        if not self.path.exists():
-            return {}
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            self._read_failed = True
-            warnings.warn(f"Could not read quiz progress {self.path} ({exc}); answers will not be saved "
-                          "this session, so the file is left untouched.", RuntimeWarning, stacklevel=3)
-            return {}
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            self._move_aside(f"not valid JSON: {exc}")
-            return {}
-        if not isinstance(data, dict) or not isinstance(data.get("questions"), dict):
-            self._move_aside("not a quiz progress file: no 'questions' mapping")
-            return {}
-        records, bad = {}, []
-        for qid, rec in data["questions"].items():
-            if isinstance(rec, dict) and isinstance(rec.get("correct"), bool):
-                records[str(qid)] = rec
-            else:
-                bad.append(str(qid))
-        if bad:
-            backup = self._backup_path()
-            try:
-                backup.write_bytes(raw)
-                saved = f"a copy of the file is in {backup}"
-            except OSError as exc:  # pragma: no cover
-                saved = f"no copy could be made ({exc})"
-            warnings.warn(f"Quiz progress {self.path}: ignoring {len(bad)} malformed record(s) "
-                          f"({', '.join(bad[:5])}); {saved}.", RuntimeWarning, stacklevel=3)
-        return records
-
-    def save(self) -> None:
-        """Write the records atomically (temporary file + ``os.replace``)."""
-        if self._read_failed:
-            warnings.warn(f"Quiz progress not saved: {self.path} could not be read earlier.",
-                          RuntimeWarning, stacklevel=2)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": PROGRESS_VERSION, "questions": self.records},
-                             indent=1, sort_keys=True, ensure_ascii=False, default=str)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".quiz_progress.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-    # answers ---------------------------------------------------------------
-    def record(self, question: Question, response: Any, result: Result) -> dict:
-        """Store one answer (re-reading the file first) and save at once."""
-        self.load()
-        rec = dict(self.records.get(question.id, {}))
-        stored = result.response if result.response is not None else response
-        if not isinstance(stored, (str, int, float, bool, type(None))):
-            stored = str(stored)
-        rec.update(quiz=question.quiz, type=question.type, attempts=int(rec.get("attempts", 0)) + 1,
-                   last_response=stored, correct=bool(result.correct), timestamp=_now())
-        if result.score is not None:
-            rec.update(score=result.score, total=result.total)
-        self.records[question.id] = rec
-        try:
-            self.save()
-        except OSError as exc:
-            warnings.warn(f"Could not save quiz progress to {self.path}: {exc}", RuntimeWarning, stacklevel=2)
-        return rec
-
-    def get(self, question_id: str) -> dict | None:
-        return self.records.get(question_id)
-
-    def score(self, quiz: "Quiz | str") -> tuple[int, int]:
-        """(questions whose last answer was right, questions in the quiz)."""
-        quiz = quiz if isinstance(quiz, Quiz) else load_quiz(quiz)
-        right = sum(1 for q in quiz.questions if (self.records.get(q.id) or {}).get("correct") is True)
-        return right, len(quiz.questions)
-
-    def overall(self, bank: Mapping[str, Quiz] | None = None):
-        """A DataFrame with one row per quiz: answered, correct, total."""
-        import pandas as pd
-
-        bank = load_bank() if bank is None else bank
-        rows = []
-        for name, quiz in bank.items():
-            answered = sum(1 for q in quiz.questions if q.id in self.records)
-            right, total = self.score(quiz)
-            rows.append({"quiz": name, "title": quiz.title, "answered": answered, "correct": right,
-                         "total": total})
-        return pd.DataFrame(rows, columns=["quiz", "title", "answered", "correct", "total"])
-
-    def mistakes(self, bank: Mapping[str, Quiz] | None = None) -> list[Question]:
-        """Questions whose last answer was wrong (flashcards: marked "review again"), in bank order."""
-        bank = load_bank() if bank is None else bank
-        return [q for quiz in bank.values() for q in quiz.questions
-                if (self.records.get(q.id) or {}).get("correct") is False]
-
-    def reset(self, quiz: "Quiz | str | None" = None) -> None:
-        """Forget every answer, or those of one quiz."""
-        self.load()
-        if quiz is None:
-            self.records = {}
-        else:
-            quiz = quiz if isinstance(quiz, Quiz) else load_quiz(quiz)
-            for qid in quiz.ids:
-                self.records.pop(qid, None)
-        self.save()
-
-
-def score(name: str | Quiz) -> tuple[int, int]:
-    """(right, total) for one quiz, from the saved progress."""
-    return Progress().score(name)
-
-
-def overall_progress():
-    """Progress across the workbook: a DataFrame with one row per quiz."""
-    return Progress().overall()
-
-
-def mistakes() -> list[Question]:
-    """The questions of the whole bank whose last answer was wrong."""
-    return Progress().mistakes()
-
-
-def reset_progress(name: str | Quiz | None = None) -> None:
-    """Forget saved answers (all of them, or one quiz's)."""
-    Progress().reset(name)
-
-
-# --------------------------------------------------------------------------- display
-
-
-def _kernel_shell():
-    """The IPython shell when running in a Jupyter kernel, else None (plain Python, terminal IPython)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return None
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return None
-    return shell
-
-
-def quiz_widget(name: str | Quiz, answers: Mapping[str, Any] | None = None, progress: Progress | None = None):
-    """Build (without displaying) the interactive quiz: a :class:`course_lib.quiz_widgets.QuizView`.
-
-    ``view.box`` is the ipywidgets VBox; ``view.views`` the per-question views.
-    """
-    from . import quiz_widgets
-
-    quiz = name if isinstance(name, Quiz) else load_quiz(name)
-    quiz = quiz.with_answers(answers)
-    return quiz_widgets.QuizView(quiz, progress if progress is not None else Progress())
-
-
-def show_quiz(name: str | Quiz, answers: Mapping[str, Any] | None = None) -> None:
-    """Show a quiz in the notebook: interactive widgets, with a readable text fallback.
-
-    ``name``: a quiz of the bank ("01_baseline_and_metrics") or a path to a YAML file.
-    ``answers``: numbers computed in the notebook for numeric questions, ``{question_id: value}``.
-
-    In a Jupyter kernel this displays one output whose widget view is the quiz and whose
-    text/plain and text/markdown forms are the readable quiz (stable between runs, so
-    static exports and nbval see text). Under plain Python it prints the quiz as text.
-    """
-    quiz = name if isinstance(name, Quiz) else load_quiz(name)
-    quiz = quiz.with_answers(answers)
-    _show(quiz, lambda: quiz_widget(quiz))
-
-
-def review_mistakes() -> None:
-    """Show every question last answered wrong, across the workbook, to try again."""
-    wrong = mistakes()
-    if not wrong:
-        quiz = Quiz(name="review", title="Review my mistakes", questions=[],
-                    description="Nothing to review: no question is currently answered wrong.")
-        _show(quiz, None)
-        return
-    quiz = Quiz(name="review", title="Review my mistakes", questions=wrong,
-                description=f"{len(wrong)} question(s) you last answered wrong. Try them again.")
-    _show(quiz, lambda: quiz_widget(quiz))
-
-
-def _show(quiz: Quiz, build) -> None:
-    shell = _kernel_shell()
-    text = quiz.to_text()
-    if shell is None:
-        print(text)
-        return
-    from IPython.display import display
-
-    bundle = {"text/plain": text, "text/markdown": quiz.to_markdown()}
-    if build is not None:
-        try:
-            view = build()
-        except ImportError:  # ipywidgets missing: the text is still there
-            view = None
-        if view is not None:
-            bundle.update(view.widget_bundle())
-    display(bundle, raw=True)

@@ -1,7 +1,7 @@
 """ipywidgets views of the quizzes in :mod:`course_lib.quiz` (use ``show_quiz``, not this module).
 
-Every piece of quiz text goes through :func:`course_lib.quiz.markdown_to_html`, which
-escapes it, so a quiz file can never inject HTML or scripts. Widgets carry stable CSS
+Every piece of quiz text goes through :func:`course_lib.quiz.markdown.markdown_to_html`
+(markdown-it-py with raw HTML off), so a quiz file can never inject HTML or scripts. Widgets carry stable CSS
 classes (``quiz``, ``quiz-question``, ``quiz-check``, ``quiz-hint``, ``quiz-feedback``,
 ``quiz-score``, ``quiz-flip``...; listed in ``quizzes/README.md``) for browser tests.
 """
@@ -13,19 +13,19 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from .quiz import (
+from .bank import (
+    _LETTERS,
     Checklist,
     Flashcard,
     MultipleChoice,
     Numeric,
     Practice,
-    Progress,
     Question,
     Quiz,
     Result,
-    _LETTERS,
-    markdown_to_html,
 )
+from .markdown import markdown_to_html
+from .progress import Progress
 
 _OK = "#1a7f37"
 _BAD = "#b3261e"
