@@ -254,11 +254,12 @@ def _count(ratio: float, n: int) -> int:
     return min(int(round(ratio * n)), n - 1)
 
 
-def activation(clf: TextClassifier, texts, ratio: float, batch_size: int = 32) -> TextClassifier:
+def activation(clf: TextClassifier, texts, ratio: float, batch_size: int = 32, stats: list | None = None) -> TextClassifier:
     """Remove, in every layer, the share ``ratio`` of FFN neurons with the smallest mean |output after
-    the GELU| over the non-padding tokens of the calibration ``texts`` (at least one neuron stays)."""
+    the GELU| over the non-padding tokens of the calibration ``texts`` (at least one neuron stays).
+    ``stats``: this model's :func:`ffn_statistics`, if already computed (to try several ratios)."""
     ratio = _fraction(ratio, "ratio")
-    stats = ffn_statistics(clf, texts, batch_size=batch_size)
+    stats = stats or ffn_statistics(clf, texts, batch_size=batch_size)
     plan = {i: np.argsort(s["mean_abs"], kind="stable")[:_count(ratio, len(s["mean_abs"]))] for i, s in enumerate(stats)}
     return _sliced(clf, plan, "neurons", f"activation {ratio:.0%} of FFN neurons", {"ratio": ratio})
 
@@ -293,11 +294,12 @@ def head_importance(clf: TextClassifier, texts, labels: Sequence[int] | None = N
     return [s / len(texts) / max(np.linalg.norm(s / len(texts)), 1e-12) for s in scores]
 
 
-def heads(clf: TextClassifier, texts, ratio: float, labels: Sequence[int] | None = None) -> TextClassifier:
+def heads(clf: TextClassifier, texts, ratio: float, labels: Sequence[int] | None = None,
+          scores: list | None = None) -> TextClassifier:
     """Remove the share ``ratio`` of all attention heads with the lowest :func:`head_importance`
-    (ranked across layers; every layer keeps at least one head)."""
+    (ranked across layers; every layer keeps at least one head). ``scores``: precomputed importances."""
     ratio = _fraction(ratio, "ratio")
-    scores = head_importance(clf, texts, labels)
+    scores = scores or head_importance(clf, texts, labels)
     ranked = sorted((s, i, h) for i, layer_scores in enumerate(scores) for h, s in enumerate(layer_scores))
     left, plan, target = [len(s) for s in scores], {i: [] for i in range(len(scores))}, int(round(ratio * len(ranked)))
     for _, i, h in ranked:
@@ -313,7 +315,7 @@ def heads(clf: TextClassifier, texts, ratio: float, labels: Sequence[int] | None
 
 
 def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float | None = None,
-               batch_size: int = 32) -> TextClassifier:
+               batch_size: int = 32, stats: list | None = None) -> TextClassifier:
     """Merge FFN neurons that nearly duplicate another on the calibration ``texts``.
 
     Neuron j's twin i is the neuron whose activations correlate most with its own (|ρ|: the cosine of the
@@ -324,12 +326,13 @@ def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float 
     Pairs count when |ρ| ≥ ``threshold``; ``ratio`` caps the share of each layer's neurons removed.
     A neuron that received a twin is not dropped; a pair whose twin is gone is skipped.
     ``meta["pruning"][-1]`` reports pairs found and merged per layer and the logit change on ``texts``.
+    ``stats``: this model's ``ffn_statistics(..., covariance=True)``, if already computed.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be a correlation in [0, 1], e.g. 0.9; got {threshold!r}.")
     ratio = None if ratio is None else _fraction(ratio, "ratio")
     texts = _calibration(texts)
-    stats = ffn_statistics(clf, texts, covariance=True, batch_size=batch_size)
+    stats = stats or ffn_statistics(clf, texts, covariance=True, batch_size=batch_size)
     model = _copy(clf.model)
     plan, found = {}, []
     for layer, s in zip(layers(model), stats):

@@ -39,17 +39,17 @@ METHODS = {"magnitude_layer": "magnitude, per layer", "magnitude_global": "magni
 def plan(**overrides) -> dict:
     """The chapter's settings in the current mode (fast mode: a few points on small subsets)."""
     settings = {
-        "levels": config.pick([0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95], [0.0, 0.5, 0.9]),
-        "tuned_levels": config.pick([0.5, 0.7, 0.9], [0.5]),
+        "levels": config.pick([0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95], [0.0, 0.5, 0.9]),
+        "tuned_levels": config.pick([0.5, 0.8], [0.5]),
         "calibration": config.pick(256, 32),
-        "val_n": config.pick(None, 120),  # None: the whole validation split
-        "scan_val_n": config.pick(300, 60),
-        "scan_levels": config.pick([0.5, 0.8, 0.95], [0.9]),
-        "scan_layers": config.pick(True, False),  # also one row per whole layer
-        "ft_rows": config.pick(640, 48),
+        "val_n": config.pick(300, 120),  # validation messages (a stratified sample) for the sweeps
+        "scan_val_n": config.pick(200, 60),
+        "scan_levels": config.pick([0.7, 0.9], [0.9]),  # roles at each; whole layers at the last one
+        "scan_layers": config.pick(True, False),
+        "ft_rows": config.pick(256, 48),
         "ft_epochs": 1, "ft_lr": 5e-5, "ft_batch": config.pick(32, 16),
-        "table_ratios": config.pick([0.25, 0.5, 0.7, 0.9], [0.5]),
-        "iterative_target": config.pick(0.9, 0.5), "iterative_steps": config.pick(3, 2),
+        "table_ratios": config.pick([0.25, 0.5, 0.8], [0.5]),
+        "iterative_target": config.pick(0.8, 0.5), "iterative_steps": 2,
         "latency_runs": config.pick(20, 3), "seed": 0,
     }
     unknown = set(overrides) - set(settings)
@@ -142,11 +142,16 @@ def _cached_table(kind: str, key: str, compute: Callable[[], list[dict]]) -> pd.
     return frame
 
 
+def _by_length(df):
+    """Rows sorted by text length: batches hold messages of similar length (less padding, same F1)."""
+    return df.iloc[np.argsort(df["text"].str.len().to_numpy(), kind="stable")]
+
+
 def _subsets(settings: dict) -> dict:
     splits = data.sms_splits()
     val = splits.val if settings["val_n"] is None else data.sample(splits.val, settings["val_n"], seed=0)
-    return {"train": splits.train, "val": val, "test": data.for_mode(splits.test, fast_n=300),
-            "scan_val": data.sample(splits.val, min(settings["scan_val_n"], len(splits.val)), seed=0),
+    return {"train": splits.train, "val": _by_length(val), "test": _by_length(data.for_mode(splits.test, fast_n=300)),
+            "scan_val": _by_length(data.sample(splits.val, min(settings["scan_val_n"], len(splits.val)), seed=0)),
             "calibration": data.sample(splits.train, settings["calibration"], seed=0)["text"].tolist(),
             "ft": data.sample(splits.train, settings["ft_rows"], seed=1)}
 
@@ -154,19 +159,35 @@ def _subsets(settings: dict) -> dict:
 # --------------------------------------------------------------------------- variants
 
 
+_STATS: dict = {}
+
+
+def calibration_statistics(teacher, calibration) -> dict:
+    """The teacher's FFN statistics (with covariance) and head importances on ``calibration``, computed
+    once per (teacher, texts) in this session and reused for every ratio."""
+    key = (models.fingerprint(teacher), models.texts_digest(calibration))
+    if key not in _STATS:
+        _STATS.clear()
+        _STATS[key] = {"ffn": prune.ffn_statistics(teacher, calibration, covariance=True),
+                       "heads": prune.head_importance(teacher, calibration)}
+    return _STATS[key]
+
+
 def variant(teacher, method: str, level: float, calibration) -> models.TextClassifier:
     """``teacher`` pruned one-shot by ``method`` (a key of :data:`METHODS`) at ``level``: the share of
-    weights (magnitude), of FFN neurons and heads (activation) or of FFN neurons (redundancy, merged
-    cheapest first) removed."""
+    weights (magnitude), of FFN neurons and heads (activation: neurons by mean |activation|, heads by
+    importance, both measured on the teacher) or of FFN neurons (redundancy, merged cheapest first)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}.")
     if level == 0:
         return teacher
     if method.startswith("magnitude"):
         return prune.magnitude(teacher, level, scope=method.split("_")[1])
+    stats = calibration_statistics(teacher, calibration)
     if method == "activation":
-        return prune.heads(prune.activation(teacher, calibration, level), calibration, level)
-    return prune.redundancy(teacher, calibration, threshold=0.0, ratio=level)
+        fewer = prune.activation(teacher, calibration, level, stats=stats["ffn"])
+        return prune.heads(fewer, calibration, level, scores=stats["heads"])
+    return prune.redundancy(teacher, calibration, threshold=0.0, ratio=level, stats=stats["ffn"])
 
 
 def tuned_variant(teacher, method: str, level: float, settings: dict | None = None, progress: bool = True):
@@ -239,8 +260,9 @@ def best_within(sweep: pd.DataFrame, method: str = "magnitude_global", tuned: bo
 
 
 def sensitivity_scan(teacher, settings: dict | None = None, progress: bool = True) -> pd.DataFrame:
-    """F1 on ``scan_val_n`` validation messages when only one group is magnitude-pruned (per layer) to each
-    of ``scan_levels``: every role (query ... ffn_out) in all layers, and each whole layer. One-shot."""
+    """F1 on ``scan_val_n`` validation messages when only one group is magnitude-pruned (per layer), one-shot:
+    every role (query ... ffn_out) in all layers at each of ``scan_levels``, and (``scan_layers``) the
+    attention or the FFN of one layer at the last of them."""
     from tqdm.auto import tqdm
 
     settings = settings or plan()
@@ -250,13 +272,11 @@ def sensitivity_scan(teacher, settings: dict | None = None, progress: bool = Tru
         config.set_threads()
         texts, labels = data.as_lists(_subsets(settings)["scan_val"])
         base = evaluate.quality(labels, evaluate.predict(teacher, texts).labels)["f1"]
-        groups = [(role, None) for role in ROLES]
+        jobs = [((role, None), lv) for role in ROLES for lv in settings["scan_levels"]]
         if settings["scan_layers"]:
-            groups += [("attention", i) for i in range(len(layers(teacher)))]
-            groups += [("ffn", i) for i in range(len(layers(teacher)))]
+            jobs += [((g, i), settings["scan_levels"][-1]) for g in ("attention", "ffn") for i in range(len(layers(teacher)))]
         rows = []
-        for (group, layer), level in tqdm([(g, lv) for g in groups for lv in settings["scan_levels"]],
-                                          desc="sensitivity scan", disable=not progress):
+        for (group, layer), level in tqdm(jobs, desc="sensitivity scan", disable=not progress):
             clf = prune.prune_group(teacher, group, level, layer=layer)
             f1 = evaluate.quality(labels, evaluate.predict(clf, texts).labels)["f1"]
             rows.append({"group": group if layer is None else f"{group} L{layer}",
