@@ -3,8 +3,6 @@ drives; the readout and the plot change when the slider, the method or the fine-
 
 from __future__ import annotations
 
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -56,14 +54,10 @@ def test_sparsity_explorer_responds(shown):
     assert len(shown) == 1 and "Sparsity explorer" in repr(box)
     first, first_plot = readout.value, shown[-1]
     assert "magnitude, global, one-shot" in first and "50%" in first
-    start = time.perf_counter()
     slider.value = 90
-    assert time.perf_counter() - start < 1.0
     assert readout.value != first and "90%" in readout.value
     assert shown[-1] != first_plot  # the marked point and the removed band moved
-    start = time.perf_counter()
     method.value = "activation"
-    assert time.perf_counter() - start < 1.0
     assert "activation" in readout.value and "whole neurons" in readout.value
     before = readout.value
     tuned.value = True
