@@ -386,7 +386,8 @@ class _Timed:
 def latency_percentiles(variant, texts: Sequence[str], runs: int | None = None, warmup: int | None = None,
                         threads: int | None = None) -> dict:
     """Batch-1 latency ``p50_ms``/``p95_ms``/``p99_ms`` (ms) over ``runs`` calls after ``warmup`` calls
-    (:func:`course_lib.evaluate.latency_ms`), with torch fixed to ``threads`` (reported)."""
+    (:func:`course_lib.evaluate.latency_ms`), with torch fixed to ``threads``. The threads reported are
+    the model's own where it has a ``threads`` attribute (an ONNX Runtime session keeps its own)."""
     runs, warmup = runs or config.pick(100, 15), warmup if warmup is not None else config.pick(10, 3)
     threads = int(threads or config.num_threads())
     timed, previous = _Timed(variant), torch.get_num_threads()
@@ -396,12 +397,14 @@ def latency_percentiles(variant, texts: Sequence[str], runs: int | None = None, 
     finally:
         torch.set_num_threads(previous)
     p50, p95, p99 = np.percentile(timed.ms[warmup:], [50, 95, 99])
-    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "runs": runs, "threads": threads}
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "runs": runs,
+            "threads": int(getattr(variant, "threads", threads))}
 
 
 def throughput_curve(variant, texts: Sequence[str], batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
                      threads: int | None = None) -> pd.DataFrame:
-    """Samples per second at each batch size (:func:`course_lib.evaluate.throughput`), torch fixed to ``threads``."""
+    """Samples per second at each batch size (:func:`course_lib.evaluate.throughput`), torch fixed to
+    ``threads`` (reported as in :func:`latency_percentiles`)."""
     threads = int(threads or config.num_threads())
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -409,7 +412,8 @@ def throughput_curve(variant, texts: Sequence[str], batch_sizes: Sequence[int] =
         per_batch = evaluate.throughput(variant, list(texts), batch_sizes)
     finally:
         torch.set_num_threads(previous)
-    return pd.DataFrame({"batch_size": list(per_batch), "samples_per_s": list(per_batch.values()), "threads": threads})
+    return pd.DataFrame({"batch_size": list(per_batch), "samples_per_s": list(per_batch.values()),
+                         "threads": int(getattr(variant, "threads", threads))})
 
 
 # --------------------------------------------------------------------------- the report card
@@ -464,15 +468,15 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
                 changed = pred.copy()
                 changed[stressed] = _probs(clf, new_texts).argmax(axis=1)
                 row[f"f1_{kind}"] = score(y, changed, "f1")
-            results = [attack(clf, [texts[i] for i in attack_idx], budget, seed, labels=y[attack_idx], target=c)
-                       for c in (np.unique(y[attack_idx]) if len(attack_idx) else [])]
+            results = [attack(clf, [texts[i] for i in attack_idx[y[attack_idx] == c]], budget, seed, target=c)
+                       for c in np.unique(y[attack_idx])]
             attacked = sum(int(r.attacked.sum()) for r in results)
             row["attacked"] = attacked
             row["attack_success"] = sum(int(r.success.sum()) for r in results) / attacked if attacked else np.nan
             row["ece"] = expected_calibration_error(y, prob)
             row["size_mb"] = float(clf.size_mb()) if callable(getattr(clf, "size_mb", None)) else np.nan
             lat = latency_percentiles(clf, texts[:100], runs=latency_runs, threads=threads)
-            row.update({"latency_p50_ms": lat["p50_ms"], "latency_p95_ms": lat["p95_ms"], "threads": threads})
+            row.update({"latency_p50_ms": lat["p50_ms"], "latency_p95_ms": lat["p95_ms"], "threads": lat["threads"]})
             if loaders and name in loaders:
                 footprint = serving_footprint(loaders[name], texts[:64], threads=threads)
                 row.update({"serving_mb": footprint["serving_mb"], "load_s": footprint["load_s"]})
