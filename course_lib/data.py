@@ -24,6 +24,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from . import config
+from .config import OfflineError, hub_reachable
 
 LABELS = {0: "ham", 1: "spam"}
 
@@ -183,8 +184,6 @@ def load_hf_dataset(
     Example (online): ``load_hf_dataset("ucirvine/sms_spam", text_column="sms")``.
     Offline, this raises a clear error instead of hanging; use the bundled loaders.
     """
-    from .models import OfflineError, hub_reachable
-
     try:
         import datasets  # noqa: F401
     except ImportError as exc:

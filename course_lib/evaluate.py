@@ -1,4 +1,5 @@
-"""One benchmark that measures every model variant the same way.
+"""Prediction (:func:`predict`), quality metrics (:func:`quality`) and one benchmark that
+measures every model variant the same way.
 
 In the spirit of the ``PerformanceBenchmark`` of *NLP with Transformers* (ch. 8):
 quality (scikit-learn metrics, spam = positive class), latency at batch 1 (ms),
@@ -19,7 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,12 +35,51 @@ from sklearn.metrics import (
 )
 from tqdm.auto import tqdm
 
-from . import config
-from .train import Predictions, predict
+from . import config, data
 
 GOOD_MAX_DROP = 2.0  # quality drop in points below which a compressed model with real gains is "good"
 BAD_MIN_DROP = 5.0  # above this drop, the variant is "bad" whatever it gains
 REAL_GAIN = 1.2  # a size or speed ratio at least this large counts as a real gain
+
+
+@dataclass
+class Predictions:
+    """Output of :func:`predict` for n texts.
+
+    ``logits`` (n, 2) float32, ``probs`` (n, 2) softmax probabilities,
+    ``labels`` (n,) int argmax (1 = spam), ``spam_prob`` (n,) = ``probs[:, 1]``.
+    """
+
+    logits: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def spam_prob(self) -> np.ndarray:
+        return self.probs[:, 1] if len(self.probs) else np.zeros(0, dtype=np.float32)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` (numerically stable)."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    if z.size == 0:
+        return z.astype(np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def predict(clf, texts: Iterable[str], batch_size: int = 64) -> Predictions:
+    """Predict a list of texts with any variant that has ``predict_logits`` (or ``logits``).
+
+    An empty list gives empty arrays; texts longer than the model's maximum length are truncated.
+    """
+    texts = data.check_texts(texts)
+    fn = getattr(clf, "predict_logits", None) or clf.logits
+    logits = np.asarray(fn(texts, batch_size=batch_size), dtype=np.float32)
+    probs = softmax(logits)
+    labels = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, dtype=np.int64)
+    return Predictions(logits=logits, probs=probs, labels=labels)
 
 
 def quality(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:

