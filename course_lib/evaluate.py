@@ -17,10 +17,17 @@ A *variant* is any object with
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
+import re
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +42,7 @@ from sklearn.metrics import (
 )
 from tqdm.auto import tqdm
 
-from . import config, data
+from . import config, data, stats
 
 GOOD_MAX_DROP = 2.0  # quality drop in points below which a compressed model with real gains is "good"
 BAD_MIN_DROP = 5.0  # above this drop, the variant is "bad" whatever it gains
@@ -119,27 +126,36 @@ def threshold_table(y_true: Sequence[int], spam_prob: Sequence[float], threshold
     return pd.DataFrame(rows)
 
 
-def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10) -> dict:
+def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10, threads: int | None = None) -> dict:
     """Batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed calls, one text each.
 
-    Texts are cycled in order. Returns ``median_ms``, ``p95_ms``, ``mean_ms`` (milliseconds)
-    and ``runs``.
+    Texts are cycled in order. Returns ``median_ms`` (= p50), ``p95_ms``, ``p99_ms``, ``mean_ms``
+    (milliseconds) and ``runs``. ``threads``: torch's thread count during the timing (restored
+    after), reported as ``threads``: the model's own where it keeps one (an ONNX Runtime session).
     """
     if not texts:
         raise ValueError("latency_ms needs at least one text.")
     fn = getattr(variant, "predict_logits")
-    for i in range(warmup):
-        fn([texts[i % len(texts)]], batch_size=1)
-    times = []
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn([texts[i % len(texts)]], batch_size=1)
-        times.append((time.perf_counter() - t0) * 1000.0)
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        for i in range(warmup):
+            fn([texts[i % len(texts)]], batch_size=1)
+        times = []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            fn([texts[i % len(texts)]], batch_size=1)
+            times.append((time.perf_counter() - t0) * 1000.0)
+    finally:
+        torch.set_num_threads(previous)
     return {
         "median_ms": float(statistics.median(times)),
         "p95_ms": float(np.percentile(times, 95)),
+        "p99_ms": float(np.percentile(times, 99)),
         "mean_ms": float(np.mean(times)),
         "runs": runs,
+        "threads": int(getattr(variant, "threads", threads or previous)),
     }
 
 
@@ -276,9 +292,13 @@ class Benchmark:
                 return r
         raise KeyError(f"No benchmark row named {name!r}; measured so far: {[r['name'] for r in self.rows]}.")
 
-    def compare(self, baseline: str, variant: str, metric: str = "f1") -> pd.DataFrame:
-        """Deltas of ``variant`` against ``baseline`` and the rule-of-thumb verdict (see :func:`compare`)."""
-        return compare(self.row(baseline), self.row(variant), metric=metric)
+    def compare(self, baseline: str, variant: str, metric: str = "f1", interval: bool = False) -> pd.DataFrame:
+        """Deltas of ``variant`` against ``baseline`` and the rule-of-thumb verdict (see :func:`compare`).
+        ``interval=True``: the verdict also weighs the paired bootstrap interval of the drop, computed
+        on the kept predictions (:func:`course_lib.stats.paired_bootstrap_diff`)."""
+        diff = (stats.paired_bootstrap_diff(self.labels, self.predictions[baseline].labels,
+                                            self.predictions[variant].labels, metric) if interval else None)
+        return compare(self.row(baseline), self.row(variant), metric=metric, interval=diff)
 
     def flips(self, baseline: str, variant: str) -> pd.DataFrame:
         """The messages whose predicted label differs between two measured variants."""
@@ -299,11 +319,15 @@ class Benchmark:
         return float(np.mean(a.labels == b.labels))
 
 
-def compare(baseline: dict, variant: dict, metric: str = "f1") -> pd.DataFrame:
+def compare(baseline: dict, variant: dict, metric: str = "f1", interval=None) -> pd.DataFrame:
     """A table of variant vs baseline for quality, size and speed, with the verdict.
 
     Quality deltas are in percentage points; ``ratio`` is variant/baseline. The frame's
     ``attrs`` hold ``verdict``, ``reason``, ``quality_drop_points``, ``size_ratio`` and ``speedup``.
+    ``interval``: the uncertainty of the quality drop, either ``(low, high)`` in points or the dict of
+    :func:`course_lib.stats.paired_bootstrap_diff` (a = baseline, b = variant); the verdict is then
+    :func:`verdict_with_interval`'s ("within noise" when the interval includes 0) and ``attrs``
+    also hold ``drop_low``/``drop_high``.
     """
     rows = []
     for key, label, unit in [
@@ -333,4 +357,139 @@ def compare(baseline: dict, variant: dict, metric: str = "f1") -> pd.DataFrame:
     v, reason = verdict(drop, size_ratio, speedup)
     table.attrs.update({"verdict": v, "reason": reason, "quality_drop_points": drop,
                         "size_ratio": size_ratio, "speedup": speedup})
+    if interval is not None:
+        low, high = ((-100 * interval["high"], -100 * interval["low"]) if isinstance(interval, dict)
+                     else (float(interval[0]), float(interval[1])))
+        v, reason = verdict_with_interval(drop, low, high, size_ratio, speedup)
+        table.attrs.update({"verdict": v, "reason": reason, "drop_low": low, "drop_high": high})
     return table
+
+
+def verdict_with_interval(quality_drop_points: float, drop_low: float, drop_high: float,
+                          size_ratio: float, speedup: float) -> tuple[str, str]:
+    """The rule of thumb of :func:`verdict`, told by the interval of the drop.
+
+    ``quality_drop_points``: baseline minus variant in percentage points; ``drop_low``/``drop_high``:
+    the interval of that drop (e.g. from :func:`course_lib.stats.paired_bootstrap_diff`), in points.
+    ``size_ratio``: baseline MB / variant MB; ``speedup``: baseline latency / variant latency.
+
+    - the interval spans 0: **within noise** (this test set cannot tell the two apart); the reason
+      gives the gains, and warns when the interval still allows a drop above the "bad" line;
+    - the interval lies above the "bad" line (5 points): **bad**;
+    - otherwise the drop is real (or a real gain) and the rule of thumb applies to it as it is.
+    """
+    if drop_low > drop_high:
+        raise ValueError(f"drop_low ({drop_low}) is above drop_high ({drop_high}); pass the interval in order.")
+    interval = f"[{drop_low:+.1f}, {drop_high:+.1f}] points"
+    gains = f"{size_ratio:.1f}x smaller / {speedup:.1f}x faster"
+    if drop_low <= 0 <= drop_high:
+        reason = f"the quality drop {quality_drop_points:+.1f} has interval {interval}, which includes 0: {gains}"
+        if drop_high > BAD_MIN_DROP:
+            reason += f"; but a drop of up to {drop_high:.1f} points is not ruled out: evaluate on more messages"
+        return "within noise", reason
+    if drop_low > BAD_MIN_DROP:
+        return "bad", f"even the interval's best case {interval} drops more than {BAD_MIN_DROP:g} points"
+    label, reason = verdict(quality_drop_points, size_ratio, speedup)
+    return label, f"{reason} (drop interval {interval}, excludes 0)"
+
+# --------------------------------------------------------------------------- operations: memory, cold start, throughput
+
+def throughput_curve(variant, texts: Sequence[str], batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
+                     threads: int | None = None) -> pd.DataFrame:
+    """Samples per second at each batch size (:func:`throughput`) as a frame with ``batch_size``,
+    ``samples_per_s`` and ``threads`` (torch fixed to ``threads``, default :func:`config.num_threads`;
+    reported as the model's own where it keeps one, as in :func:`latency_ms`)."""
+    threads = int(threads or config.num_threads())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        per_batch = throughput(variant, list(texts), batch_sizes)
+    finally:
+        torch.set_num_threads(previous)
+    return pd.DataFrame({"batch_size": list(per_batch), "samples_per_s": list(per_batch.values()),
+                         "threads": int(getattr(variant, "threads", threads))})
+
+
+
+
+def _memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB: VmRSS/VmHWM of /proc/self/status on Linux;
+    elsewhere ru_maxrss (KiB on Linux, bytes on macOS) for both, the peak since the process started."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        current, peak = (int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) * 1024 / 1e6 for k in ("VmRSS", "VmHWM"))
+        return current, peak
+    except (OSError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
+        return peak, peak
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS to its current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _serve() -> None:
+    """Runs in a fresh process (see :func:`serving_footprint`): reads (load, texts, batch size, threads)
+    from stdin, measures, and prints the result as JSON."""
+    start = time.perf_counter()
+    import transformers.models.bert.modeling_bert  # noqa: F401  the library code every workbook model needs
+    from transformers import BertTokenizerFast  # noqa: F401  is part of the baseline, not of the model
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    import_s = time.perf_counter() - start
+    load, texts, batch_size, threads = pickle.loads(sys.stdin.buffer.read())
+    torch.set_num_threads(threads)
+    reset = _reset_peak()
+    baseline = _memory_mb()[0]
+    start = time.perf_counter()
+    clf = load()
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    clf.predict_logits(list(texts[:batch_size]), batch_size=batch_size)
+    first_ms = (time.perf_counter() - start) * 1000
+    clf.predict_logits(list(texts), batch_size=batch_size)
+    method = "VmHWM reset after imports" if reset else "ru_maxrss since start (hides a model below the import peak)"
+    print(json.dumps({"baseline_mb": baseline, "peak_mb": _memory_mb()[1], "import_s": import_s,
+                      "load_s": load_s, "first_call_ms": first_ms, "method": method}))
+
+
+def serving_footprint(load: Callable, texts: Sequence[str], batch_size: int = 1, threads: int | None = None,
+                      timeout_s: float = 600) -> dict:
+    """Peak resident memory and cold start of serving a model, measured in a fresh Python process.
+
+    ``load``: a zero-argument function that returns the model, e.g.
+    ``functools.partial(models.load_classifier, key)`` (it is sent to the new process, so it must be
+    a module-level function of an importable module or a partial of one, not a lambda). The new process
+    imports the libraries (torch, transformers' BERT code, ONNX Runtime: ``import_s``), resets its peak RSS to the current one (``baseline_mb``; Linux >= 4.0,
+    ``method`` says how it was measured), times ``load()`` (``load_s``, cold start from the cache folder;
+    the operating system may still hold the file in its page cache) and the first call
+    (``first_call_ms``), predicts ``texts`` at ``batch_size``, then reads the peak RSS (``peak_mb``).
+    ``serving_mb = peak_mb − baseline_mb`` is what serving this model costs: weights, activations,
+    tokenizer. A fresh process because the notebook's own memory holds other models and the freed
+    leftovers of training.
+    """
+    threads = int(threads or config.num_threads())
+    try:
+        payload = pickle.dumps((load, list(texts), int(batch_size), threads))
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError("load must be a module-level function or functools.partial of one "
+                        f"(it runs in a new process); got {load!r}.") from exc
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", "from course_lib.evaluate import _serve; _serve()"], input=payload,
+                          capture_output=True, timeout=timeout_s, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"serving_footprint: the fresh process failed:\n{done.stderr.decode()[-2000:]}")
+    out = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return {**out, "serving_mb": out["peak_mb"] - out["baseline_mb"], "batch_size": int(batch_size),
+            "threads": threads, "texts": len(texts)}

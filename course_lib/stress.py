@@ -5,34 +5,28 @@
   to a list of texts, seeded per text.
 - **A greedy attack** (:func:`attack`): edit the words whose perturbation lowers P(spam) most.
 - **Tokenization** (:func:`tokenization_change`): how many word pieces and [UNK]s a perturbation adds.
-- **Calibration**: expected calibration error, the reliability table, temperature scaling.
-- **Operations**: peak memory and cold start in a fresh process, latency percentiles, throughput.
-- **A report card** (:func:`report_card`): all of it for any models on any labelled data.
+- **A report card** (:func:`report_card`): the whole checklist for any models on any labelled data.
+
+What this chapter also uses lives in the foundation: intervals, McNemar, k-fold and calibration in
+:mod:`course_lib.stats`; latency percentiles, throughput curves and serving memory in
+:mod:`course_lib.evaluate`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import pickle
 import random
 import re
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 
 from . import config, data, evaluate
-from .intervals import bootstrap_ci, mcnemar, paired_bootstrap_diff, score, verdict_with_interval
+from .stats import bootstrap_ci, expected_calibration_error, mcnemar, paired_bootstrap_diff, score
 
 # --------------------------------------------------------------------------- perturbations
 
@@ -233,189 +227,6 @@ def tokenization_change(tokenizer, texts: Sequence[str], kind: str, strength: fl
             "texts_changed": float(np.mean((pieces0 != pieces1) | (unk0 != unk1)))}
 
 
-# --------------------------------------------------------------------------- calibration
-
-
-def _top_label(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence (the top probability) and correctness of each prediction; ``prob`` is (n,) P(class 1)
-    for two classes or (n, K) class probabilities."""
-    prob = np.asarray(prob, dtype=float)
-    prob = np.column_stack([1 - prob, prob]) if prob.ndim == 1 else prob
-    y = np.asarray(y_true, dtype=int)
-    if len(y) != len(prob) or len(y) == 0:
-        raise ValueError(f"need one probability row per label; got {len(prob)} rows and {len(y)} labels.")
-    return prob.max(axis=1), prob.argmax(axis=1) == y
-
-
-def reliability_table(y_true, prob, n_bins: int = 10) -> pd.DataFrame:
-    """Predictions grouped by confidence into ``n_bins`` equal-width bins over [0, 1]: per bin, the
-    ``count``, mean ``confidence``, ``accuracy`` and ``gap`` (accuracy − confidence; < 0 is overconfident).
-    Empty bins are left out. Confidence is the top-label probability (Guo et al., 2017)."""
-    conf, correct = _top_label(y_true, prob)
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    rows = [{"low": b / n_bins, "high": (b + 1) / n_bins, "count": int((bins == b).sum()),
-             "confidence": float(conf[bins == b].mean()), "accuracy": float(correct[bins == b].mean())}
-            for b in range(n_bins) if (bins == b).any()]
-    table = pd.DataFrame(rows)
-    table["gap"] = table["accuracy"] - table["confidence"]
-    return table
-
-
-def expected_calibration_error(y_true, prob, n_bins: int = 10) -> float:
-    """ECE: the bins' |accuracy − confidence| averaged with weights count / n (0 = perfectly calibrated)."""
-    table = reliability_table(y_true, prob, n_bins)
-    return float((table["count"] * table["gap"].abs()).sum() / table["count"].sum())
-
-
-def nll(logits, y_true, temperature: float = 1.0) -> float:
-    """Mean negative log-likelihood (nats) of the labels under ``softmax(logits / temperature)``."""
-    z = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
-    return float(-z[np.arange(len(z)), np.asarray(y_true, dtype=int)].mean())
-
-
-def fit_temperature(logits_val, y_val, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
-    """The temperature T (one number) that minimises the NLL of ``softmax(logits_val / T)`` on the
-    validation labels (scipy's bounded scalar search over log T: deterministic). Dividing the test
-    logits by T changes the confidence of each prediction, never which class wins."""
-    result = minimize_scalar(lambda log_t: nll(logits_val, y_val, math.exp(log_t)),
-                             bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded",
-                             options={"xatol": 1e-5})
-    return float(math.exp(result.x))
-
-
-# --------------------------------------------------------------------------- operations
-
-
-def _memory_mb() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in MB: VmRSS/VmHWM of /proc/self/status on Linux;
-    elsewhere ru_maxrss (KiB on Linux, bytes on macOS) for both, the peak since the process started."""
-    try:
-        status = Path("/proc/self/status").read_text()
-        current, peak = (int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) * 1024 / 1e6 for k in ("VmRSS", "VmHWM"))
-        return current, peak
-    except (OSError, AttributeError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
-        return peak, peak
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS to its current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _serve() -> None:
-    """Runs in a fresh process (see :func:`serving_footprint`): reads (load, texts, batch size, threads)
-    from stdin, measures, and prints the result as JSON."""
-    start = time.perf_counter()
-    import transformers.models.bert.modeling_bert  # noqa: F401  the library code every workbook model needs
-    from transformers import BertTokenizerFast  # noqa: F401  is part of the baseline, not of the model
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        pass
-    import_s = time.perf_counter() - start
-    load, texts, batch_size, threads = pickle.loads(sys.stdin.buffer.read())
-    torch.set_num_threads(threads)
-    reset = _reset_peak()
-    baseline = _memory_mb()[0]
-    start = time.perf_counter()
-    clf = load()
-    load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    clf.predict_logits(list(texts[:batch_size]), batch_size=batch_size)
-    first_ms = (time.perf_counter() - start) * 1000
-    clf.predict_logits(list(texts), batch_size=batch_size)
-    method = "VmHWM reset after imports" if reset else "ru_maxrss since start (hides a model below the import peak)"
-    print(json.dumps({"baseline_mb": baseline, "peak_mb": _memory_mb()[1], "import_s": import_s,
-                      "load_s": load_s, "first_call_ms": first_ms, "method": method}))
-
-
-def serving_footprint(load: Callable, texts: Sequence[str], batch_size: int = 1, threads: int | None = None,
-                      timeout_s: float = 600) -> dict:
-    """Peak resident memory and cold start of serving a model, measured in a fresh Python process.
-
-    ``load``: a zero-argument function that returns the model, e.g.
-    ``functools.partial(models.load_classifier, key)`` (it is sent to the new process, so it must be
-    a module-level function of an importable module or a partial of one, not a lambda). The new process
-    imports the libraries (torch, transformers' BERT code, ONNX Runtime: ``import_s``), resets its peak RSS to the current one (``baseline_mb``; Linux >= 4.0,
-    ``method`` says how it was measured), times ``load()`` (``load_s``, cold start from the cache folder;
-    the operating system may still hold the file in its page cache) and the first call
-    (``first_call_ms``), predicts ``texts`` at ``batch_size``, then reads the peak RSS (``peak_mb``).
-    ``serving_mb = peak_mb − baseline_mb`` is what serving this model costs: weights, activations,
-    tokenizer. A fresh process because the notebook's own memory holds other models and the freed
-    leftovers of training.
-    """
-    threads = int(threads or config.num_threads())
-    try:
-        payload = pickle.dumps((load, list(texts), int(batch_size), threads))
-    except Exception as exc:  # noqa: BLE001
-        raise TypeError("load must be a module-level function or functools.partial of one "
-                        f"(it runs in a new process); got {load!r}.") from exc
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                                      os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", "from course_lib.stress import _serve; _serve()"], input=payload,
-                          capture_output=True, timeout=timeout_s, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"serving_footprint: the fresh process failed:\n{done.stderr.decode()[-2000:]}")
-    out = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return {**out, "serving_mb": out["peak_mb"] - out["baseline_mb"], "batch_size": int(batch_size),
-            "threads": threads, "texts": len(texts)}
-
-
-class _Timed:
-    """A model wrapper that records how long each ``predict_logits`` call takes (ms), so that
-    :func:`course_lib.evaluate.latency_ms`'s protocol yields every timing, not only its summary."""
-
-    def __init__(self, variant):
-        self.variant, self.ms = variant, []
-
-    def predict_logits(self, texts, batch_size: int = 64):
-        start = time.perf_counter()
-        out = self.variant.predict_logits(texts, batch_size=batch_size)
-        self.ms.append((time.perf_counter() - start) * 1000)
-        return out
-
-
-def latency_percentiles(variant, texts: Sequence[str], runs: int | None = None, warmup: int | None = None,
-                        threads: int | None = None) -> dict:
-    """Batch-1 latency ``p50_ms``/``p95_ms``/``p99_ms`` (ms) over ``runs`` calls after ``warmup`` calls
-    (:func:`course_lib.evaluate.latency_ms`), with torch fixed to ``threads``. The threads reported are
-    the model's own where it has a ``threads`` attribute (an ONNX Runtime session keeps its own)."""
-    runs, warmup = runs or config.pick(100, 15), warmup if warmup is not None else config.pick(10, 3)
-    threads = int(threads or config.num_threads())
-    timed, previous = _Timed(variant), torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        evaluate.latency_ms(timed, list(texts), runs=runs, warmup=warmup)
-    finally:
-        torch.set_num_threads(previous)
-    p50, p95, p99 = np.percentile(timed.ms[warmup:], [50, 95, 99])
-    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "runs": runs,
-            "threads": int(getattr(variant, "threads", threads))}
-
-
-def throughput_curve(variant, texts: Sequence[str], batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
-                     threads: int | None = None) -> pd.DataFrame:
-    """Samples per second at each batch size (:func:`course_lib.evaluate.throughput`), torch fixed to
-    ``threads`` (reported as in :func:`latency_percentiles`)."""
-    threads = int(threads or config.num_threads())
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        per_batch = evaluate.throughput(variant, list(texts), batch_sizes)
-    finally:
-        torch.set_num_threads(previous)
-    return pd.DataFrame({"batch_size": list(per_batch), "samples_per_s": list(per_batch.values()),
-                         "threads": int(getattr(variant, "threads", threads))})
-
-
 # --------------------------------------------------------------------------- the report card
 
 
@@ -434,9 +245,9 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
     of :func:`attack` with ``budget`` words on up to ``attack_n`` stressed messages the model got right
     (with more classes each message is attacked away from its own class); ``ece``; ``size_mb`` (where the
     model has ``size_mb()``); b1 ``latency_p50_ms``/``latency_p95_ms`` with ``threads``; ``serving_mb``
-    and ``load_s`` for the names in ``loaders`` (see :func:`serving_footprint`); and, against ``baseline``
+    and ``load_s`` for the names in ``loaders`` (see :func:`course_lib.evaluate.serving_footprint`); and, against ``baseline``
     (default: the first model), the F1 change in points with its paired interval, McNemar's p-value and
-    the verdict of :func:`~course_lib.intervals.verdict_with_interval`.
+    the verdict of :func:`course_lib.evaluate.verdict_with_interval`.
     """
     from tqdm.auto import tqdm
 
@@ -475,10 +286,11 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
             row["attack_success"] = sum(int(r.success.sum()) for r in results) / attacked if attacked else np.nan
             row["ece"] = expected_calibration_error(y, prob)
             row["size_mb"] = float(clf.size_mb()) if callable(getattr(clf, "size_mb", None)) else np.nan
-            lat = latency_percentiles(clf, texts[:100], runs=latency_runs, threads=threads)
-            row.update({"latency_p50_ms": lat["p50_ms"], "latency_p95_ms": lat["p95_ms"], "threads": lat["threads"]})
+            lat = evaluate.latency_ms(clf, texts[:100], runs=latency_runs or config.pick(100, 15),
+                                      warmup=config.pick(10, 3), threads=threads)
+            row.update({"latency_p50_ms": lat["median_ms"], "latency_p95_ms": lat["p95_ms"], "threads": lat["threads"]})
             if loaders and name in loaders:
-                footprint = serving_footprint(loaders[name], texts[:64], threads=threads)
+                footprint = evaluate.serving_footprint(loaders[name], texts[:64], threads=threads)
                 row.update({"serving_mb": footprint["serving_mb"], "load_s": footprint["load_s"]})
             rows.append(row)
     finally:
@@ -493,7 +305,7 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
         diff = paired_bootstrap_diff(y, preds[baseline], preds[row["name"]], "f1", n_boot=n_boot, seed=seed)
         size_ratio = base["size_mb"] / row["size_mb"] if row["size_mb"] > 0 and base["size_mb"] > 0 else 1.0  # unknown: no gain
         speedup = base["latency_p50_ms"] / row["latency_p50_ms"]
-        label, reason = verdict_with_interval(-100 * diff["diff"], -100 * diff["high"], -100 * diff["low"],
+        label, reason = evaluate.verdict_with_interval(-100 * diff["diff"], -100 * diff["high"], -100 * diff["low"],
                                               size_ratio, speedup)
         row.update(f1_change_points=100 * diff["diff"], change_low=100 * diff["low"], change_high=100 * diff["high"],
                    mcnemar_p=mcnemar(y, preds[baseline], preds[row["name"]])["p_value"], verdict=label, reason=reason)

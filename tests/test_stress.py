@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss
 from sklearn.pipeline import make_pipeline
 
-from course_lib import baselines, data, models, students, stress
+from course_lib import baselines, data, evaluate, models, stats, students, stress
 
 EDGE_TEXTS = ["a", "!", "ok", " x ", "🎉", "I", "12", "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005"]
 
@@ -120,14 +120,14 @@ def test_ece_is_near_zero_when_calibrated_and_larger_when_overconfident():
     y = rng.integers(0, 2, 20000)
     pred = np.where(correct, y, 1 - y)
     p_spam = np.where(pred == 1, confidence, 1 - confidence)
-    calibrated = stress.expected_calibration_error(y, p_spam)
+    calibrated = stats.expected_calibration_error(y, p_spam)
     assert calibrated < 0.02
     over = np.where(pred == 1, confidence ** 0.25, 1 - confidence ** 0.25)  # same predictions, surer
-    assert stress.expected_calibration_error(y, over) > calibrated + 0.1
-    table = stress.reliability_table(y, over)
+    assert stats.expected_calibration_error(y, over) > calibrated + 0.1
+    table = stats.reliability_table(y, over)
     assert table["count"].sum() == 20000 and (table["gap"] < 0).all()
     two_columns = np.column_stack([1 - p_spam, p_spam])
-    assert stress.expected_calibration_error(y, two_columns) == pytest.approx(calibrated)
+    assert stats.expected_calibration_error(y, two_columns) == pytest.approx(calibrated)
 
 
 def test_temperature_scaling_lowers_nll_on_the_data_it_was_fitted_on():
@@ -135,12 +135,12 @@ def test_temperature_scaling_lowers_nll_on_the_data_it_was_fitted_on():
     logits = rng.normal(size=(500, 3)) * 2
     y = np.array([rng.choice(3, p=np.exp(l) / np.exp(l).sum()) for l in logits])
     overconfident = 4 * logits
-    t = stress.fit_temperature(overconfident, y)
-    assert t == stress.fit_temperature(overconfident, y)  # deterministic
+    t = stats.fit_temperature(overconfident, y)
+    assert t == stats.fit_temperature(overconfident, y)  # deterministic
     assert t > 2
-    assert stress.nll(overconfident, y, t) < stress.nll(overconfident, y, 1.0)
+    assert stats.nll(overconfident, y, t) < stats.nll(overconfident, y, 1.0)
     probs = np.exp(overconfident) / np.exp(overconfident).sum(axis=1, keepdims=True)
-    assert stress.nll(overconfident, y) == pytest.approx(log_loss(y, probs), rel=1e-6)
+    assert stats.nll(overconfident, y) == pytest.approx(log_loss(y, probs), rel=1e-6)
 
 
 # --------------------------------------------------------------------------- operations
@@ -148,21 +148,21 @@ def test_temperature_scaling_lowers_nll_on_the_data_it_was_fitted_on():
 
 def test_latency_percentiles_and_throughput_report_their_threads(tfidf, sms_sample):
     texts = sms_sample["text"].tolist()
-    lat = stress.latency_percentiles(tfidf, texts[:20], runs=30, warmup=2, threads=1)
-    assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] and lat["threads"] == 1 and lat["runs"] == 30
-    curve = stress.throughput_curve(tfidf, texts[:64], batch_sizes=(1, 8, 64), threads=1)
+    lat = evaluate.latency_ms(tfidf, texts[:20], runs=30, warmup=2, threads=1)
+    assert 0 < lat["median_ms"] <= lat["p95_ms"] <= lat["p99_ms"] and lat["threads"] == 1 and lat["runs"] == 30
+    curve = evaluate.throughput_curve(tfidf, texts[:64], batch_sizes=(1, 8, 64), threads=1)
     assert curve["batch_size"].tolist() == [1, 8, 64] and (curve["samples_per_s"] > 0).all()
 
 
 def test_serving_footprint_measures_a_fresh_process(tmp_cache, sms_sample):
     tiny = students.small_bert(layers=1, hidden=32, heads=2, intermediate=64)
     models.save_classifier(tiny, "tiny-serving")
-    out = stress.serving_footprint(functools.partial(models.load_classifier, "tiny-serving"),
+    out = evaluate.serving_footprint(functools.partial(models.load_classifier, "tiny-serving"),
                                    sms_sample["text"].tolist()[:16], threads=1)
     assert out["peak_mb"] >= out["baseline_mb"] > 100  # the interpreter with torch and transformers
     assert 0 < out["serving_mb"] < 500 and out["load_s"] > 0 and out["threads"] == 1
     with pytest.raises(TypeError, match="module-level function"):
-        stress.serving_footprint(lambda: tiny, ["hi"])
+        evaluate.serving_footprint(lambda: tiny, ["hi"])
 
 
 # --------------------------------------------------------------------------- report card
