@@ -54,6 +54,11 @@ def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
     if name_or_path is None or str(name_or_path) in {"packaged", TEACHER_HUB_NAME}:
         return str(packaged_teacher_path())
     text = str(name_or_path)
+    if not text.strip():
+        raise ValueError(
+            "An empty model name was given. Call load_teacher() with no name (or None) for the packaged "
+            f"all-MiniLM-L6-v2, or pass a hub name such as {TEACHER_HUB_NAME!r} or a folder written by save_pretrained()."
+        )
     path = Path(text).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -144,16 +149,22 @@ class TextClassifier:
         return self.logits(texts, batch_size=batch_size)
 
     def num_parameters(self) -> int:
-        """Number of parameters (packed quantized weights counted by their element count)."""
+        """Number of parameters: weights and biases, packed quantized ones counted by their element count."""
         total = sum(p.numel() for p in self.model.parameters())
-        for module in self.model.modules():  # dynamically quantized Linear layers keep weights outside parameters()
-            weight_fn = getattr(module, "weight", None)
-            if callable(weight_fn) and not isinstance(module, torch.nn.Linear):
+        for module in self.model.modules():
+            # dynamically quantized Linear layers keep weight and bias outside parameters(), behind methods
+            if isinstance(module, torch.nn.Linear):
+                continue
+            for attr in ("weight", "bias"):
+                fn = getattr(module, attr, None)
+                if not callable(fn):
+                    continue
                 try:
-                    w = weight_fn()
-                    total += w.numel()
-                except Exception:  # noqa: BLE001
-                    pass
+                    tensor = fn()
+                except Exception:  # noqa: BLE001 - not a packed-parameter accessor
+                    continue
+                if isinstance(tensor, torch.Tensor):
+                    total += tensor.numel()
         return int(total)
 
     def size_mb(self) -> float:
