@@ -13,17 +13,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from .bank import (
-    _LETTERS,
-    Checklist,
-    Flashcard,
-    MultipleChoice,
-    Numeric,
-    Practice,
-    Question,
-    Quiz,
-    Result,
-)
+from .bank import _LETTERS, Checklist, Flashcard, MultipleChoice, Numeric, Practice, Question, Quiz, Result
 from .markdown import markdown_to_html
 from .progress import Progress
 
