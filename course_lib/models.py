@@ -106,8 +106,13 @@ class TextClassifier:
     """A sequence-classification model together with its tokenizer.
 
     ``model`` is any module whose forward takes ``input_ids``/``attention_mask`` and
-    returns an object with ``.logits`` of shape (batch, 2) — a transformers model,
+    returns an object with ``.logits`` of shape (batch, num_labels) — a transformers model,
     or one that quantization or pruning produced from it.
+
+    The model is put in eval mode once, when the classifier is built (and again by :meth:`logits`
+    only if training left it in train mode): calling ``model.eval()`` on every prediction walks every
+    submodule and costs a tiny model a noticeable share of its latency. Training code sets
+    ``model.train()`` itself (:func:`course_lib.train.fine_tune` does).
     """
 
     model: torch.nn.Module
@@ -115,6 +120,11 @@ class TextClassifier:
     max_length: int = DEFAULT_MAX_LENGTH
     name: str = "model"
     meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, torch.nn.Module):
+            raise TypeError(f"TextClassifier(model=...) needs a torch.nn.Module, got {type(self.model).__name__}.")
+        self.model.eval()
 
     def encode(self, texts: Sequence[str]) -> dict:
         """Tokenize ``texts`` (padded to the longest, truncated to ``max_length`` tokens)."""
@@ -133,7 +143,8 @@ class TextClassifier:
         num_labels = int(getattr(getattr(self.model, "config", None), "num_labels", 2))
         if not texts:
             return np.zeros((0, num_labels), dtype=np.float32)
-        self.model.eval()
+        if self.model.training:  # left in train mode (e.g. mid fine-tuning): predict without dropout
+            self.model.eval()
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
