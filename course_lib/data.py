@@ -73,7 +73,7 @@ def attribution() -> str:
     return _dataset_path("README.md").read_text(encoding="utf-8")
 
 
-def _label_values(labels: pd.Series, name: str) -> pd.Series:
+def label_ids(labels: pd.Series, name: str) -> pd.Series:
     """``labels`` as int64 class ids, or a :class:`DataError` naming the first bad value.
 
     Rejects text labels (with the ``label_map`` hint), missing labels, fractions (0.7 is never
@@ -132,7 +132,7 @@ def validate(df: pd.DataFrame, name: str = "data", num_classes: int | None = Non
             f"{name}: {len(empty)} text(s) are empty (first at row {empty[0]}). "
             "Drop empty messages before training or evaluating."
         )
-    labels = _label_values(df["label"], name)
+    labels = label_ids(df["label"], name)
     present = sorted(set(labels.tolist()))
     if num_classes is not None:
         too_big = [c for c in present if c >= num_classes]
