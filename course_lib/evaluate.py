@@ -308,7 +308,7 @@ class Benchmark:
 
     def __post_init__(self) -> None:
         self.texts = list(self.texts)
-        labels = data._label_values(pd.Series(list(self.labels), dtype=object), "Benchmark labels")
+        labels = data.label_ids(pd.Series(list(self.labels), dtype=object), "Benchmark labels")
         self.labels = [int(x) for x in labels]
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels.")
