@@ -293,6 +293,24 @@ def test_numeric_tolerance_and_parsing(bank):
         q.check("ninety")
 
 
+@pytest.mark.parametrize("text, value", [
+    ("1,000", 1000.0), ("1 000", 1000.0), ("1\u00a0000", 1000.0), ("12,345.6", 12345.6),
+    ("1,234,567", 1234567.0), ("-1,000", -1000.0), ("1.000,5", 1000.5),  # thousands separators
+    ("92,55", 92.55), ("0,125", 0.125), ("1,5", 1.5),  # a decimal comma (cannot be a thousands one)
+    ("1.000", 1.0), ("92.5%", 92.5), (".5", 0.5), ("1e-3", 0.001), (" 3 ", 3.0),
+])
+def test_numeric_parse_thousands_and_decimal_separators(text, value):
+    assert Q.Numeric.parse(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["1,00,0", "12,34,567", "1.2.3", "1,000,00", "1,2,3"])
+def test_numeric_parse_rejects_unclear_separators_clearly(text):
+    with pytest.raises(ValueError, match="dot for decimals and no thousands separators"):
+        Q.Numeric.parse(text)
+    with pytest.raises(ValueError, match="type a number"):
+        Q.Numeric.parse("  ")
+
+
 def test_from_notebook_answer_supplied_at_run_time(bank):
     quiz = bank["01_baseline_and_metrics"]
     q = quiz["eval-baseline-f1"]

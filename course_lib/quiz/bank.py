@@ -385,16 +385,34 @@ class Numeric(Question):
 
     @staticmethod
     def parse(response: Any) -> float:
+        """A number typed by a learner, as a float.
+
+        Accepted: ``92.5``, ``92.5%``, ``1e-3``; thousands separated by commas or spaces
+        (``1,000``, ``1 000``, ``12,345.6``, ``1,234,567``); a decimal comma when it cannot be
+        a thousands separator (``92,55``, ``0,125``, ``1,5``: not followed by exactly three
+        digits, or after a leading 0); ``1.000,5`` (dots for thousands, comma for decimals).
+        So ``1,000`` is one thousand, as in English. Anything else that mixes separators
+        (``1,00,0``, ``1.2.3``) raises ValueError saying how to write the number.
+        """
         if isinstance(response, bool):
             raise ValueError("a number is expected, not True/False")
         if isinstance(response, numbers.Real):
             return float(response)
         if isinstance(response, str):
-            s = response.strip().replace(" ", "").rstrip("%").replace(",", ".")
-            try:
-                return float(s)
-            except ValueError:
-                pass
+            s = re.sub(r"[\s\u00a0\u202f]+", " ", response.strip()).rstrip("%").strip()
+            if not s:
+                raise ValueError("type a number")
+            normal = _normalize_number(s)
+            if normal is not None:
+                try:
+                    return float(normal)
+                except ValueError:
+                    pass
+            if re.fullmatch(r"[+\-]?[\d.,' ]+(e[+\-]?\d+)?", s, re.IGNORECASE):
+                raise ValueError(
+                    f"{response!r} cannot be read as one number (its commas, dots or spaces are not "
+                    "thousands groups of three digits, nor one decimal separator): write it with a dot "
+                    "for decimals and no thousands separators, e.g. 1000 or 0.5")
         raise ValueError(f"{response!r} is not a number")
 
     def check(self, response: Any) -> Result:
@@ -439,6 +457,30 @@ class Numeric(Question):
                 if self.explanation:
                     body += "\n\n" + _md_prose(self.explanation.strip())
         return body
+
+
+_GROUPED = r"[1-9]\d{{0,2}}(?:{sep}\d{{3}})+"
+
+
+def _normalize_number(s: str) -> str | None:
+    """``s`` with thousands separators removed and a decimal comma made a dot, or None if unclear.
+
+    See :meth:`Numeric.parse` for what is accepted.
+    """
+    m = re.fullmatch(r"([+\-]?)\s*([\d.,' ]+)((?:e[+\-]?\d+)?)", s, re.IGNORECASE)
+    if not m:
+        return s  # "nan", "inf", "1e5": float() decides
+    sign, body, exp = m.groups()
+    for sep in (",", " ", "'"):  # 1,000 / 1 000 / 1'000, with an optional .decimal part
+        if re.fullmatch(_GROUPED.format(sep=re.escape(sep)) + r"(?:\.\d*)?", body):
+            return sign + body.replace(sep, "") + exp
+    if re.fullmatch(_GROUPED.format(sep=r"\.") + r",\d*", body):  # 1.000,5 (dots for thousands)
+        return sign + body.replace(".", "").replace(",", ".") + exp
+    if re.fullmatch(r"\d*\.?\d*", body):  # plain: 92.5, .5, 12
+        return sign + body + exp
+    if re.fullmatch(r"\d+,\d+", body):  # one decimal comma that is not a thousands separator
+        return sign + body.replace(",", ".") + exp
+    return None
 
 
 QUESTION_TYPES: dict[str, type[Question]] = {
