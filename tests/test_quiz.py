@@ -271,17 +271,59 @@ def test_multiple_choice_accepts_text_index_and_letter(tmp_path):
 
 def test_checklist_scoring(bank):
     q = bank["00_cheat_sheet"]["cs-check-quantization"]
-    res = q.check("Quantization uses INT8 instead of float32 (lower precision): a smaller, faster model.")
+    res = q.check("Quantization stores weights with lower precision: INT8 instead of float32. "
+                  "The model is smaller, so it uses less memory, and inference gets faster.")
     assert res.score == 4 and res.total == 5 and not res.correct
     assert res.feedback.startswith("You got 4/5 concepts")
     assert res.missing == ["usually a small loss of accuracy (a trade-off)"]
     assert "Missing: usually a small loss" in res.feedback
+    # a lone word is a mention, not evidence: "faster" alone does not show "faster inference"
+    terse = q.check("Quantization uses INT8 instead of float32 (lower precision): a smaller, faster model.")
+    assert terse.score == 3 and "faster inference" in terse.missing
+    assert "Mentioned but not explained" in terse.feedback and "you wrote 'faster'" in terse.feedback
     assert q.check("").score == 0
     assert q.check(None).feedback.startswith("You got 0/5 concepts")
     # word-start matching: "compress" matches "compression"; hyphen/space interchangeable
     c = Q.Concept("x", ("8-bit",))
     assert c.found_in("an 8 bit integer") and c.found_in("8-BIT") and not c.found_in("128bit")
     assert Q.Concept("y", ("compress",)).found_in("Compression!")
+
+
+SALADS = ["teacher student output accuracy phone",  # the example: 5/5 before
+          "teacher, student, output, accuracy, phone."]
+
+
+@pytest.mark.parametrize("salad", SALADS)
+def test_checklist_keyword_salad_scores_low(bank, salad):
+    q = bank["00_cheat_sheet"]["cs-check-distillation"]
+    res = q.check(salad)
+    assert res.score == 0 and not res.correct, res.feedback
+    assert "Mentioned but not explained" in res.feedback and "A list of keywords" in res.feedback
+
+
+def test_checklist_every_keyword_at_once_scores_low_and_model_answers_score_full(bank):
+    checklists = [q for quiz in bank.values() for q in quiz if isinstance(q, Q.Checklist)]
+    assert len(checklists) >= 3
+    for q in checklists:
+        assert q.answer, q.id
+        full = q.check(q.answer)
+        assert full.correct and full.score == full.total, (q.id, full.feedback)
+        first_words = q.check(" ".join(c.keywords[0] for c in q.concepts))
+        everything = q.check(" ".join(kw for c in q.concepts for kw in c.keywords))
+        assert first_words.score <= 1 and everything.score <= 1, (q.id, first_words.score, everything.score)
+
+
+def test_checklist_evidence_is_two_terms_in_one_sentence():
+    c = Q.Concept("a smaller student model", ("student", "small model"))
+    assert c.evidence("The student is small.") == ("shown", "The student is small.")
+    assert c.evidence("A tiny student. It is small.")[0] == "mentioned"  # the terms are in two sentences
+    assert c.evidence("We use a small model.")[0] == "shown"  # a keyword of two words is enough
+    assert c.evidence("the students")[0] == "mentioned" and c.evidence("nothing here") == ("", "")
+    # words that several concepts name ("model") are no evidence for any one of them
+    q = Q.Checklist(id="x", prompt="p", concepts=[c, Q.Concept("a teacher model", ("teacher",))])
+    assert "model" in q.shared_words()
+    assert q.check("The student model.").score == 0
+    assert q.check("The student model is smaller than the teacher, a bigger network.").score == 1
 
 
 def test_numeric_tolerance_and_parsing(bank):
@@ -368,7 +410,8 @@ def test_progress_saved_and_reloaded_after_restart(bank, tmp_path):
 
 def test_checklist_progress_keeps_score(bank):
     q = bank["00_cheat_sheet"]["cs-check-distillation"]
-    Q.Progress().record(q, "a teacher and a student", q.check("a teacher and a student"))
+    answer = "A big teacher model is trained first. A small student model copies it."
+    Q.Progress().record(q, answer, q.check(answer))
     rec = Q.Progress().get(q.id)
     assert (rec["score"], rec["total"], rec["correct"]) == (2, 5, False)
 

@@ -288,33 +288,117 @@ class Practice(MultipleChoice):
         return body
 
 
+_STOPWORDS = frozenset("""
+a an the and or nor of to in on for with without is are was were be been being it its this that these those
+as by at from than then not no only every each but so which what how more most such eg ie etc usually often
+typically also very much can may might must should would could will into onto over under about off up down out
+one two their there they them your you we our has have had do does did become becomes get gets use uses used
+using kept keep same like some any all other others per via while when where who whom whose why
+""".split())
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# a sentence ends at . ! ? followed by a space (not after e.g. / i.e. / vs.), at a line break or a semicolon
+_SENTENCE_RE = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(?<=[.!?])\s+|\n+|;\s*", re.IGNORECASE)
+
+
+def _stem(word: str) -> str:
+    """A word's start that its other forms share: "phones" -> "phone", "outputs" -> "outpu"."""
+    w = word.lower()
+    if len(w) >= 6:
+        return w[:5]
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_RE.split(text) if s and s.strip()]
+
+
+def _word_pattern(phrase: str) -> str:
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+    start = r"(?<!\w)" if re.match(r"\w", phrase.strip()) else ""
+    return start + r"[\s\-]*".join(words)
+
+
 @dataclass(frozen=True)
 class Concept:
-    """A key idea of a checklist answer and the words or phrases that show it."""
+    """A key idea of a checklist answer and the words or phrases that show it.
+
+    Its *terms* are its keywords plus the content words of its name (stopwords and words that
+    other concepts of the same question also name left out). One sentence that holds two
+    different terms (or one keyword of two or more words, e.g. "fewer parameters") is
+    evidence for the concept; a lone word is only a mention (see :meth:`evidence`).
+    """
 
     name: str
     keywords: tuple[str, ...]
 
     def pattern(self) -> re.Pattern:
-        alts = []
-        for kw in self.keywords:
-            words = [re.escape(w) for w in re.split(r"[\s\-]+", kw.strip()) if w]
-            body = r"[\s\-]*".join(words)
-            start = r"(?<!\w)" if re.match(r"\w", kw.strip()) else ""
-            alts.append(start + body)
-        return re.compile("|".join(alts), re.IGNORECASE)
+        """Any keyword, at a word start, case-insensitive; spaces and hyphens interchangeable."""
+        return re.compile("|".join(_word_pattern(kw) for kw in self.keywords), re.IGNORECASE)
 
     def found_in(self, text: str) -> bool:
+        """One of the keywords appears in ``text`` (a mention, not necessarily evidence)."""
         return bool(self.pattern().search(text))
+
+    def name_words(self, shared: frozenset[str] = frozenset()) -> list[str]:
+        """Stems of the content words of the name, without those in ``shared`` (stems)."""
+        out = []
+        for w in _WORD_RE.findall(self.name):
+            stem = _stem(w)
+            if len(w) >= 3 and w.lower() not in _STOPWORDS and stem not in shared and stem not in out:
+                out.append(stem)
+        return out
+
+    def terms(self, shared: frozenset[str] = frozenset()) -> list[str]:
+        """Regex patterns of the concept's terms: its keywords and its name's content words."""
+        return ([_word_pattern(kw) for kw in self.keywords]
+                + [r"(?<!\w)" + re.escape(stem) + r"\w*" for stem in self.name_words(shared)])
+
+    def evidence(self, text: str, shared: frozenset[str] = frozenset(),
+                 lists: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """``("shown", sentence)``, ``("mentioned", word)`` or ``("", "")`` for the answer ``text``.
+
+        Shown: one sentence holds two different terms of the concept (non-overlapping matches),
+        or a keyword of two or more words. Mentioned: a term appears, but alone, or only in a
+        sentence of ``lists`` (a bare list of keywords, see :meth:`Checklist.keyword_lists`).
+        """
+        strong_kw = [kw for kw in self.keywords if len(re.split(r"[\s\-]+", kw.strip())) >= 2]
+        strong = re.compile("|".join(_word_pattern(kw) for kw in strong_kw), re.IGNORECASE) if strong_kw else None
+        terms = self.terms(shared)
+        mention = ""
+        for sentence in _sentences(text):
+            places = _places(terms, sentence)
+            if places and not mention:
+                a, b = places[0]
+                mention = sentence[a:b] + re.match(r"\w*", sentence[b:]).group(0)  # the whole word
+            if sentence in lists:
+                continue
+            if len(places) >= 2 or (strong is not None and strong.search(sentence)):
+                return "shown", sentence.strip()
+        return ("mentioned", mention) if mention else ("", "")
+
+
+def _places(patterns: list[str], sentence: str) -> list[tuple[int, int]]:
+    """The distinct, non-overlapping (start, end) places where any of ``patterns`` matches."""
+    spans = sorted(m.span() for p in patterns for m in re.finditer(p, sentence, re.IGNORECASE))
+    places: list[tuple[int, int]] = []
+    for a, b in spans:
+        if places and a < places[-1][1]:
+            places[-1] = (places[-1][0], max(b, places[-1][1]))
+        else:
+            places.append((a, b))
+    return places
 
 
 @dataclass(kw_only=True)
 class Checklist(Question):
-    """An open question graded by the key concepts the free-text answer mentions.
+    """An open question graded by the key concepts the free-text answer explains.
 
-    A concept counts when one of its keywords appears in the answer (case-insensitive,
-    starting at a word boundary, so "compress" also matches "compression"; spaces and
-    hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit").
+    A concept counts when one sentence of the answer shows it: two different terms of the
+    concept in that sentence (its keywords and the content words of its name; matching is
+    case-insensitive and starts at a word boundary, so "compress" also matches "compression",
+    and spaces and hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit"), or
+    one of its keywords of two or more words. A lone keyword is reported as mentioned, not
+    counted, so a list of keywords ("teacher student output accuracy phone") scores low.
     """
 
     type: ClassVar[str] = "checklist"
@@ -324,9 +408,41 @@ class Checklist(Question):
     answer: str | None = None  # a model answer, shown after checking
     pass_mark: int | None = None  # concepts needed to count as correct (default: all)
 
+    def shared_words(self) -> frozenset[str]:
+        """Stems that the names of two or more concepts use ("model", "teacher"): no evidence alone."""
+        counts: dict[str, int] = {}
+        for c in self.concepts:
+            for stem in c.name_words():
+                counts[stem] = counts.get(stem, 0) + 1
+        return frozenset(stem for stem, n in counts.items() if n >= 2)
+
+    def keyword_lists(self, text: str) -> frozenset[str]:
+        """Sentences of ``text`` that are bare lists of terms: at least 5 words, 75 % or more of
+        them terms of this question's concepts ("teacher student output accuracy phone")."""
+        shared = self.shared_words()
+        terms = [t for c in self.concepts for t in c.terms(shared)]
+        out = set()
+        for sentence in _sentences(text):
+            words = [m.span() for m in re.finditer(r"\w+", sentence)]
+            if len(words) < 5:
+                continue
+            places = _places(terms, sentence)
+            covered = sum(1 for a, b in words if any(pa < b and a < pb for pa, pb in places))
+            if covered >= 0.75 * len(words):
+                out.add(sentence)
+        return frozenset(out)
+
     def check(self, response: Any) -> Result:
         text = "" if response is None else str(response)
-        found = [c.name for c in self.concepts if c.found_in(text)]
+        shared = self.shared_words()
+        lists = self.keyword_lists(text)
+        found, mentioned = [], []
+        for c in self.concepts:
+            kind, where = c.evidence(text, shared, lists)
+            if kind == "shown":
+                found.append(c.name)
+            elif kind == "mentioned":
+                mentioned.append((c.name, where))
         missing = [c.name for c in self.concepts if c.name not in found]
         total = len(self.concepts)
         need = self.pass_mark or total
@@ -334,8 +450,15 @@ class Checklist(Question):
         parts = [f"You got {len(found)}/{total} concepts."]
         if found:
             parts.append("Covered: " + "; ".join(found) + ".")
-        if missing:
-            parts.append("Missing: " + "; ".join(missing) + ".")
+        if mentioned:
+            parts.append("Mentioned but not explained (say what it means here, in a sentence): "
+                         + "; ".join(f"{name} (you wrote '{word}')" for name, word in mentioned) + ".")
+        absent = [name for name in missing if name not in dict(mentioned)]
+        if absent:
+            parts.append("Missing: " + "; ".join(absent) + ".")
+        if lists:
+            parts.append("A list of keywords is not an explanation: write sentences that say how the "
+                         "ideas connect.")
         if correct:
             parts[0] = "✅ " + parts[0]
         solution = ""
