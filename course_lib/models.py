@@ -359,6 +359,65 @@ def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
     )
 
 
+# --------------------------------------------------------------------------- projection layers (Linear, GPT-2's Conv1D)
+
+
+def _conv1d_class():
+    """transformers' ``Conv1D`` (GPT-2's projections: a Linear whose weight is stored transposed, (in, out))."""
+    from transformers.pytorch_utils import Conv1D
+
+    return Conv1D
+
+
+def projection_layers(model: torch.nn.Module, include_embeddings: bool = False) -> list[tuple[str, torch.nn.Module, int]]:
+    """``(name, module, output_axis)`` of every layer that multiplies by a weight matrix: ``nn.Linear``
+    (weight (out, in): axis 0), transformers' ``Conv1D`` (GPT-2; weight (in, out): axis 1) and, with
+    ``include_embeddings``, ``nn.Embedding`` (axis 0: one row per token). ``output_axis`` is the axis
+    with one slice per output channel (per-channel quantization scales along it).
+
+    Layers whose weights these kinds do not cover (``nn.MultiheadAttention``'s ``in_proj_weight``,
+    convolutions) raise ``TypeError``: a compression that skipped them would report a precision or
+    sparsity the model does not have.
+    """
+    conv1d = _conv1d_class()
+    unsupported = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+                   if isinstance(m, (torch.nn.MultiheadAttention, torch.nn.modules.conv._ConvNd))]
+    if unsupported:
+        raise TypeError(
+            f"{len(unsupported)} layer(s) hold weights this workbook's quantization cannot reach: "
+            f"{unsupported[:3]}. Only nn.Linear, transformers' Conv1D and nn.Embedding are handled; "
+            "use a model built from those (BERT, DistilBERT, RoBERTa, GPT-2 ...)."
+        )
+    layers = []
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            layers.append((name, m, 0))
+        elif isinstance(m, conv1d):
+            layers.append((name, m, 1))
+        elif include_embeddings and isinstance(m, torch.nn.Embedding):
+            layers.append((name, m, 0))
+    return layers
+
+
+def conv1d_to_linear(model: torch.nn.Module) -> int:
+    """Replace every transformers ``Conv1D`` in ``model`` (in place) by the equivalent ``nn.Linear``
+    (weight transposed to (out, in), same bias): same outputs, and back-ends that only know
+    ``nn.Linear`` (PyTorch dynamic int8) can then quantize it. Returns how many were replaced."""
+    conv1d = _conv1d_class()
+    names = [name for name, m in model.named_modules() if isinstance(m, conv1d)]
+    for name in names:
+        conv = model.get_submodule(name)
+        n_in, n_out = conv.weight.shape
+        linear = torch.nn.Linear(n_in, n_out, bias=conv.bias is not None,
+                                 device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(conv.weight.t())
+            if conv.bias is not None:
+                linear.bias.copy_(conv.bias)
+        _set_submodule(model, name, linear)
+    return len(names)
+
+
 # --------------------------------------------------------------------------- wrapping compressed models
 
 
