@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import hashlib
 import math
 import numbers
 import os
+import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +77,8 @@ class Result:
     steps, quick check and common mistakes; a flashcard's answer; a model answer).
     Checklists also fill ``score``/``total`` (concepts found / concepts) and
     ``found``/``missing`` (concept names). ``response`` is the answer in the form saved
-    to the progress file.
+    to the progress file. ``retry_feedback`` (wrong answers only) is the feedback without the
+    right answer, for a learner who may try again (the views show it on a first wrong try).
     """
 
     correct: bool
@@ -86,6 +89,7 @@ class Result:
     found: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     response: Any = None
+    retry_feedback: str = ""
 
     def __str__(self) -> str:
         return self.feedback + ("\n\n" + self.solution if self.solution else "")
@@ -200,6 +204,18 @@ class MultipleChoice(Question):
     def answer_letter(self) -> str:
         return _LETTERS[self.answer_index]
 
+    def display_order(self) -> list[int]:
+        """The option indices in the order the widgets show them: shuffled, seeded by the question id.
+
+        The same on every run, kernel and machine (SHA-256 of the id, not Python's salted hash),
+        so a saved answer (stored as the option's text) still names the same option. The text and
+        markdown renderings and :meth:`check`'s letters keep the file order.
+        """
+        seed = int.from_bytes(hashlib.sha256(self.id.encode("utf-8")).digest()[:8], "big")
+        order = list(range(len(self.options)))
+        random.Random(seed).shuffle(order)
+        return order
+
     def option_index(self, response: Any) -> int:
         """The index of the option meant by ``response`` (text, 0-based index or letter)."""
         n = len(self.options)
@@ -222,21 +238,29 @@ class MultipleChoice(Question):
             f"its index (0-{n - 1}) or its letter (A-{_LETTERS[n - 1]})."
         )
 
-    def check(self, response: Any) -> Result:
+    def check(self, response: Any, order: list[int] | None = None) -> Result:
+        """Grade ``response`` (option text, 0-based index in file order, or letter in file order).
+
+        ``order``: the order the options were shown in (:meth:`display_order`), so that the
+        feedback's letters are the ones the learner saw; default the file order.
+        """
         idx = self.option_index(response)
+        letter = (lambda i: _LETTERS[order.index(i)]) if order is not None else (lambda i: _LETTERS[i])
         chosen = self.options[idx]
         correct = chosen == self.answer
         parts = []
         if correct:
-            parts.append(f"✅ Correct: {_LETTERS[idx]}. {chosen}")
+            parts.append(f"✅ Correct: {letter(idx)}. {chosen}")
         else:
-            parts.append(f"❌ Not quite: {_LETTERS[idx]}. {chosen} is not the best answer.")
+            parts.append(f"❌ Not quite: {letter(idx)}. {chosen} is not the best answer.")
         if self.feedback.get(chosen):
             parts.append(self.feedback[chosen].strip())
+        retry = "" if correct else "\n\n".join(parts)
         if not correct:
-            parts.append(f"The right answer is **{self.answer_letter}. {self.answer}**")
+            parts.append(f"The right answer is **{letter(self.answer_index)}. {self.answer}**")
         parts.append(self.explanation.strip())
-        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen)
+        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen,
+                      retry_feedback=retry)
 
     def _solution(self) -> str:
         return ""
@@ -551,13 +575,15 @@ class Numeric(Question):
         correct = math.isfinite(value) and abs(value - self.answer) <= self.tolerance + 1e-12
         expected = f"{_fmt_number(self.answer)}{self._unit()}"
         tol = f" (± {_fmt_number(self.tolerance)})" if self.tolerance else ""
+        retry = ""
         if correct:
             parts = [f"✅ Correct: {_fmt_number(value)}{self._unit()}" + (f", expected {expected}{tol}." if value != self.answer else ".")]
         else:
             parts = [f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}; the expected value is {expected}{tol}."]
+            retry = f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}."
         if self.explanation:
             parts.append(self.explanation.strip())
-        return Result(correct=correct, feedback="\n\n".join(parts), response=value)
+        return Result(correct=correct, feedback="\n\n".join(parts), response=value, retry_feedback=retry)
 
     def _text_body(self, show_answers: bool) -> str:
         body = f"(Answer with a number{', in ' + self.unit if self.unit else ''}.)"
