@@ -34,9 +34,9 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
 )
-from tqdm.auto import tqdm
 
 from . import config, data
+from .progress import progress_bar
 
 GOOD_MAX_DROP = 2.0  # quality drop in points below which a compressed model with real gains is "good"
 BAD_MIN_DROP = 5.0  # above this drop, the variant is "bad" whatever it gains
@@ -353,7 +353,7 @@ class Benchmark:
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         steps = ["quality", "size"] + (["latency", "throughput"] if measure_speed else [])
-        bar = tqdm(steps, desc=f"benchmark {name}", disable=not progress, leave=False)
+        bar = progress_bar(steps, desc=f"benchmark {name}", disable=not progress)
         try:
             row: dict = {"name": name}
             for step in bar:

@@ -21,11 +21,11 @@ from typing import Callable, Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import config, data, models
 from .evaluate import Predictions, headline_metric, predict, quality, softmax  # noqa: F401 - also train.predict / .softmax
 from .models import TextClassifier
+from .progress import progress_bar
 
 
 def length_bucketed_batches(
@@ -136,7 +136,7 @@ def fine_tune(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
     history = {"loss": [], "val_f1": [], "steps": total}
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"fine-tune {clf.name}", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc=f"fine-tune {clf.name}", disable=not progress)
     for epoch in range(epochs):
         model.train()
         for batch in length_bucketed_batches(lengths, batch_size, seed=seed * 1000 + epoch):

@@ -38,3 +38,65 @@ def test_threshold_explorer_updates_readout():
     assert readout.value != first and "0.90" in readout.value
     assert "Threshold explorer" in repr(box)
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- progress bars
+
+
+def test_progress_bar_outside_a_notebook_is_plain_tqdm():
+    from tqdm.std import tqdm as std_tqdm
+
+    from course_lib import progress
+
+    assert not progress.in_notebook()
+    bar = progress.progress_bar(range(3), desc="sweep", disable=True)
+    assert type(bar) is std_tqdm and bar.leave is False
+    assert list(bar) == [0, 1, 2]
+
+
+def test_progress_bar_in_a_notebook_leaves_one_line_of_text(monkeypatch):
+    """A finished bar's widget is replaced (through its display handle) by text, so a saved
+    notebook never shows "Error displaying widget: model not found" where it was."""
+    from course_lib import progress
+
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj, **kwargs):
+            updates.append((obj, kwargs))
+
+    def fake_display(obj, **kwargs):
+        shown.append((obj, kwargs))
+        return Handle()
+
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(progress, "_display", fake_display)
+    bar = progress.progress_bar(range(4), desc="bit-width sweep fp32")
+    (container, kwargs), = shown
+    assert kwargs == {"display_id": True}
+    label, widget_bar, _ = container.children
+    assert label.layout.flex == "0 0 auto"  # the label never wraps mid-word ("bit-" / "width")
+    for _ in bar:
+        bar.set_postfix(bits=8)
+    (obj, kw), = updates
+    assert kw == {"raw": True} and set(obj) == {"text/plain"}
+    assert obj["text/plain"] == "bit-width sweep fp32: 4/4 steps in 00:00, bits=8"
+    assert container.comm is None and widget_bar.comm is None  # the widget itself is closed
+    bar.close()  # closing again changes nothing
+    assert len(updates) == 1
+    # a bar stopped early says so
+    with progress.progress_bar(total=10, desc="fine-tune x") as manual:
+        manual.update(3)
+    assert updates[-1][0]["text/plain"].startswith("fine-tune x: 3/10 steps in") and "stopped early" in updates[-1][0]["text/plain"]
+
+
+def test_long_work_uses_the_progress_helper():
+    """Every progress bar of the library goes through course_lib.progress (no direct tqdm)."""
+    from pathlib import Path
+
+    import course_lib
+
+    root = Path(course_lib.__file__).parent
+    direct = [str(p.relative_to(root)) for p in root.rglob("*.py")
+              if p.name != "progress.py" and "tqdm" in p.read_text(encoding="utf-8")]
+    assert direct == [], direct
