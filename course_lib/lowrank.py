@@ -54,7 +54,8 @@ def param_count(m: int, n: int, rank: int | None = None, bias: bool = True) -> i
 
 
 def flop_count(m: int, n: int, rank: int | None = None, tokens: int = 1) -> int:
-    """FLOPs (2 per multiply-add, bias adds ignored) of the layer on ``tokens`` inputs: 2·t·mn, or 2·t·r(m+n) for the pair."""
+    """FLOPs of the layer on ``tokens`` inputs (2 per multiply-add, bias adds ignored): 2·t·mn, or 2·t·r(m+n)
+    for the rank-r pair."""
     return 2 * tokens * (m * n if rank is None else rank * (m + n))
 
 
@@ -93,7 +94,8 @@ def decompose(layer: torch.nn.Module, covariance: torch.Tensor | None = None):
     root = None
     if covariance is not None:
         if tuple(covariance.shape) != (w.shape[1], w.shape[1]):
-            raise ValueError(f"covariance must be ({w.shape[1]}, {w.shape[1]}) for this layer, got {tuple(covariance.shape)}.")
+            raise ValueError(f"covariance must be ({w.shape[1]}, {w.shape[1]}) for this layer (in × in), "
+                             f"got {tuple(covariance.shape)}.")
         root = _input_root(covariance)
         w = w @ root
     u, s, vh = torch.linalg.svd(w, full_matrices=False)
@@ -118,7 +120,8 @@ def _pair(layer: torch.nn.Module, parts, rank: int) -> torch.nn.Sequential:
     u, s, vh, root = parts
     out_f, in_f = u.shape[0], vh.shape[1]
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= len(s):
-        raise ValueError(f"rank must be a whole number from 1 to {len(s)} (= min(in, out)) for a {out_f}×{in_f} layer; got {rank}.")
+        raise ValueError(f"rank must be a whole number from 1 to {len(s)} (= min(in, out)) for a {out_f}×{in_f} layer; "
+                         f"got {rank!r}.")
     first_w = vh[:rank] if root is None else torch.linalg.solve_triangular(root, vh[:rank], upper=False, left=False)
     second_w = u[:, :rank] * s[:rank]
     bias = getattr(layer, "bias", None)
@@ -135,7 +138,9 @@ def _pair(layer: torch.nn.Module, parts, rank: int) -> torch.nn.Sequential:
 def tail_error(layer_or_weight, rank: int) -> float:
     """Eckart–Young: Frobenius error ‖W − W_r‖ of the best rank-r approximation = sqrt(sum of discarded σ²)."""
     s = singular_values(layer_or_weight)
-    return float(np.sqrt(np.sum(s[rank:].astype(np.float64) ** 2)))
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank <= len(s):
+        raise ValueError(f"rank must be a whole number from 0 to {len(s)}; got {rank!r}.")
+    return float(np.sqrt(np.sum(s[rank:] ** 2)))
 
 
 def weight_error(layer: torch.nn.Module, pair: torch.nn.Sequential) -> float:
@@ -171,7 +176,8 @@ def rank_for_energy(s, energy: float) -> int:
 
 
 def spectrum(model_or_clf, name: str) -> pd.DataFrame:
-    """Spectrum of the layer called ``name`` (e.g. ``bert.encoder.layer.0.intermediate.dense``): per rank, σ and energy kept."""
+    """Spectrum of the layer called ``name`` (e.g. ``bert.encoder.layer.0.intermediate.dense``): one row per rank
+    with σ and the share of squared singular values kept."""
     model = _split(model_or_clf)[1]
     try:
         layer = model.get_submodule(name)
@@ -226,11 +232,13 @@ def input_moments(clf: TextClassifier, texts: Sequence[str], names: Iterable[str
         acc[n]["tokens"] += x.shape[0]
 
     _feed(clf, texts, acc, add)
-    return {n: {"cov": a["cov"] / a["tokens"], "mean": a["mean"] / a["tokens"], "tokens": a["tokens"]} for n, a in acc.items()}
+    return {n: {"cov": a["cov"] / a["tokens"], "mean": a["mean"] / a["tokens"], "tokens": a["tokens"]}
+            for n, a in acc.items()}
 
 
 def moment_output_error(layer: torch.nn.Module, pair: torch.nn.Sequential, moments: dict) -> float:
-    """:func:`output_error` computed from the inputs' moments alone: ‖DX‖² = N·tr(D C Dᵀ), bias included in ‖layer(X)‖."""
+    """:func:`output_error` from the inputs' moments alone: ‖D Xᵀ‖² = N·tr(D C Dᵀ) with D = W − W₂W₁;
+    the bias enters ‖layer(X)‖ through the mean."""
     w, c, mu = _weight(layer), moments["cov"], moments["mean"]
     d = w - pair[1].weight.detach().double() @ pair[0].weight.detach().double()
     b = layer.bias.detach().double() if getattr(layer, "bias", None) is not None else torch.zeros(w.shape[0], dtype=w.dtype)

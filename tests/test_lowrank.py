@@ -47,7 +47,8 @@ def test_sigma_sits_in_the_second_layer():
     layer = _linear()
     pair = lowrank.factorize_linear(layer, 5)
     first = pair[0].weight.detach().double()
-    torch.testing.assert_close(first @ first.T, torch.eye(5, dtype=torch.float64), atol=1e-5, rtol=0)  # V_rᵀ: orthonormal rows
+    # V_rᵀ: orthonormal rows, so all of Σ is in the second layer
+    torch.testing.assert_close(first @ first.T, torch.eye(5, dtype=torch.float64), atol=1e-5, rtol=0)
     s = lowrank.singular_values(layer)
     np.testing.assert_allclose(torch.linalg.norm(pair[1].weight.detach().double(), dim=0).numpy(), s[:5], rtol=1e-5)
 
@@ -141,7 +142,8 @@ def test_model_whitened_beats_svd_and_records_output_errors(tiny):
         for clf in (plain, aware):
             measured = lowrank.output_error(layer, clf.model.get_submodule(name), inputs[name])
             assert clf.meta["lowrank"]["per_layer"][name]["output_error"] == pytest.approx(measured, rel=1e-3, abs=1e-6)
-        assert aware.meta["lowrank"]["per_layer"][name]["output_error"] < plain.meta["lowrank"]["per_layer"][name]["output_error"]
+        errors = [clf.meta["lowrank"]["per_layer"][name]["output_error"] for clf in (aware, plain)]
+        assert errors[0] < errors[1], (name, errors)
 
 
 def test_original_untouched_counts_real_and_save_reload_same_logits(tiny, tmp_cache):
@@ -243,7 +245,8 @@ def test_gpt2_conv1d_layer_factorizes_but_model_is_refused():
     x = torch.randn(10, 40)
     pair = lowrank.factorize_linear(conv, 24)
     torch.testing.assert_close(pair(x), conv(x), rtol=1e-4, atol=1e-4)
-    assert lowrank.tail_error(conv, 5) == pytest.approx(lowrank.weight_error(conv, lowrank.factorize_linear(conv, 5)), rel=1e-4)
+    rank5 = lowrank.factorize_linear(conv, 5)
+    assert lowrank.tail_error(conv, 5) == pytest.approx(lowrank.weight_error(conv, rank5), rel=1e-4)
     model = GPT2ForSequenceClassification(GPT2Config(vocab_size=100, n_embd=32, n_layer=1, n_head=2, bos_token_id=0,
                                                      eos_token_id=0))
     with pytest.raises(TypeError, match="Conv1D"):
@@ -277,6 +280,8 @@ def test_bad_inputs_give_clear_errors(tiny):
         lowrank.factorize_model(tiny.model, rank=2, texts=TEXTS)
     with pytest.raises(TypeError, match="Linear"):
         lowrank.factorize_linear(torch.nn.Conv2d(3, 3, 1), 1)
+    with pytest.raises(ValueError, match="from 0 to 24"):
+        lowrank.tail_error(layer, -1)
     with pytest.raises(ValueError, match="covariance must be"):
         lowrank.factorize_linear(layer, 3, covariance=torch.eye(24))
     with pytest.raises(ValueError, match="not a layer"):
@@ -288,9 +293,9 @@ def test_spectrum_and_energy_of_a_low_rank_matrix(tiny):
     assert list(table.columns) == ["rank", "sigma", "energy"] and len(table) == 32
     assert table["sigma"].is_monotonic_decreasing and table["energy"].iloc[-1] == pytest.approx(1.0)
     g = torch.Generator().manual_seed(0)
-    low = torch.randn(60, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 50, generator=g, dtype=torch.float64)  # rank 3 exactly
+    low = torch.randn(60, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 50, generator=g, dtype=torch.float64)
     s = lowrank.singular_values(low)
-    assert lowrank.rank_for_energy(s, 0.999999) == 3
+    assert lowrank.rank_for_energy(s, 0.999999) == 3  # the product of two thin matrices has rank 3 exactly
     assert lowrank.tail_error(low, 3) < 1e-10 * float(torch.linalg.matrix_norm(low))
 
 
