@@ -1,5 +1,5 @@
 # The workbook's commands. Each one creates the virtual environment first if needed.
-#   make lab        set up and open JupyterLab on the first notebook
+#   make lab        set up and open JupyterLab on the first notebook (extra flags: LAB_ARGS="...")
 #   make test       set up and run the whole test suite (unit tests + every notebook, fast mode)
 #   make notebooks  (instructors) run every notebook headless in FULL mode into build/notebooks
 #   make test-browser  every notebook run and used in JupyterLab in Chromium, in the Binder environment
@@ -21,8 +21,17 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# JupyterLab's file browser starts at the repository (README, quizzes/, course_lib/ in view, as on
+# Binder) and the first notebook opens. JupyterLab refuses to run as root (Docker containers, cloud
+# notebooks) unless given --allow-root: it is added for root only. Extra flags go in LAB_ARGS, e.g.
+#   make lab LAB_ARGS="--no-browser --port 8899"
+LAB_USER_ID := $(shell id -u 2>/dev/null)
+LAB_ROOT_FLAG := $(if $(filter 0,$(LAB_USER_ID)),--allow-root)
+LAB_ARGS ?=
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
 # Fast mode and a project-local cache, so tests never touch a learner's trained models.
 test: setup

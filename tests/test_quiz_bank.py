@@ -7,8 +7,11 @@ The tables below are written independently of the YAML files, from the source ma
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("COURSE_QUIZ_DIR", raising=False)
 
 
+ROOT = Path(__file__).resolve().parents[1]
 BANK = Q.load_bank()
 ALL = [q for quiz in BANK.values() for q in quiz]
 
@@ -322,3 +326,99 @@ def test_question_has_a_hint_that_does_not_give_the_answer_away(q):
 def test_hint_exemptions_are_real_questions():
     ids = {q.id for q in ALL if isinstance(q, HINTED_TYPES)}
     assert MISSING_HINTS <= ids, MISSING_HINTS - ids
+
+
+# --------------------------------------------------------------------------- options do not give the answer away
+
+CHOICE = [q for q in ALL if isinstance(q, Q.MultipleChoice)]  # multiple choice and practice
+
+
+def _letters(questions) -> Counter:
+    return Counter(q.answer_letter for q in questions)
+
+
+def _is_longest(q: Q.MultipleChoice) -> bool:
+    """The right option is at least as long as every other option (a tie counts: it gives as much away)."""
+    return len(q.answer) >= max(len(o) for o in q.options if o != q.answer)
+
+
+CHOICE_FILES = sorted(name for name, quiz in BANK.items()
+                      if sum(isinstance(q, Q.MultipleChoice) for q in quiz) >= 4)
+
+
+@pytest.mark.parametrize("name", CHOICE_FILES)
+def test_right_answers_are_spread_over_positions_in_each_file(name):
+    qs = [q for q in BANK[name] if isinstance(q, Q.MultipleChoice)]
+    letter, top = _letters(qs).most_common(1)[0]
+    assert top <= len(qs) / 2, (f"{name}: {top} of {len(qs)} right answers are option {letter} "
+                                f"({dict(sorted(_letters(qs).items()))}); move some")
+
+
+def test_no_position_holds_more_than_a_third_of_the_bank():
+    counts = _letters(CHOICE)
+    letter, top = counts.most_common(1)[0]
+    assert top <= len(CHOICE) / 3, f"{top} of {len(CHOICE)} right answers are option {letter}: {dict(sorted(counts.items()))}"
+
+
+def test_right_answer_is_rarely_the_longest_option():
+    longest = [q.id for q in CHOICE if _is_longest(q)]
+    assert len(longest) <= 0.4 * len(CHOICE), \
+        f"the right answer is the longest option in {len(longest)} of {len(CHOICE)} questions: {longest}"
+
+
+JOKES = ["quantum computer", "spreadsheet", "zeros take longer"]
+
+
+@pytest.mark.parametrize("q", CHOICE, ids=lambda q: q.id)
+def test_no_joke_distractors(q):
+    for opt in q.options:
+        for joke in JOKES:
+            assert joke not in opt.casefold(), f"{q.id}: {opt!r}"
+
+
+# --------------------------------------------------------------------------- questions that say exactly what they ask
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _quiz_cell(quiz_name: str) -> str:
+    """The source of the notebook cell that shows ``quiz_name`` with measured answers."""
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            src = "".join(cell["source"])
+            if cell["cell_type"] == "code" and f'show_quiz("{quiz_name}", answers=' in src:
+                return src
+    pytest.fail(f"no notebook shows {quiz_name} with answers=")
+
+
+@pytest.mark.parametrize("quiz_name, qid", [("01_baseline_and_metrics", "eval-baseline-f1"),
+                                            ("02_knowledge_distillation", "kd-student-speedup"),
+                                            ("03_quantization", "quant-size-ratio")])
+def test_measured_questions_name_the_rows_the_notebook_uses(quiz_name, qid):
+    """A from_notebook question names the benchmark rows whose numbers the notebook passes in."""
+    q = BANK[quiz_name][qid]
+    src = _quiz_cell(quiz_name)
+    assert qid in src
+    rows = re.findall(r'\.row\("([^"]+)"\)', src) + re.findall(r'\.loc\["([^"]+)"', src)
+    assert rows, src
+    for row in rows:
+        assert f"`{row}`" in q.prompt, f"{qid}: the prompt should name the row `{row}` the notebook uses"
+    assert "your baseline" not in q.prompt.casefold() and "your student" not in q.prompt.casefold()
+
+
+def test_int8_values_question_explains_256_and_255():
+    q = BANK["03_quantization"]["quant-int8-values"]
+    assert q.answer == 256
+    assert "255" in q.explanation and "256" in q.explanation and "-127" in q.explanation.replace("−", "-")
+
+
+def test_pruning_kinds_question_does_not_refer_to_a_missing_chapter():
+    q = BANK["04_pruning"]["prune-kinds"]
+    assert "this chapter" not in q.prompt.casefold()
+
+
+def test_cheat_sheet_quantize_dynamic_carries_the_deprecation_note():
+    q = BANK["00_cheat_sheet"]["cs-practice-2"]
+    assert q.answer == "torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)"
+    assert "deprecated" in q.explanation and "torch.ao.quantization" in q.explanation
+    assert "torchao" in q.explanation.replace("torch.ao", "")
