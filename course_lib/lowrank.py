@@ -308,8 +308,30 @@ def _check_energy(energy) -> None:
         raise ValueError(f"energy is the share of squared singular values kept, in (0, 1]; got {energy!r}.")
 
 
+def decompose_model(model_or_clf, layers="all", method: str = "svd", texts: Sequence[str] | None = None) -> dict:
+    """The SVD of every chosen layer, computed once so that many ranks can be tried (:func:`factorize_model`'s
+    ``prepared=``): ``{"method", "texts", "layers": {name: {"group", "parts": (U, S, Vh, L), "moments"}}}``.
+    ``method="whitened"`` needs ``texts``; with ``texts`` the inputs' moments are kept for output errors."""
+    clf, model = _split(model_or_clf)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    if texts is not None and clf is None:
+        raise TypeError("Calibration texts need the tokenizer: pass the TextClassifier, not its model.")
+    if method == "whitened" and texts is None:
+        raise ValueError("method='whitened' needs calibration texts (texts=[...], e.g. a few hundred training messages).")
+    targets = layers if isinstance(layers, dict) else select_layers(model, layers)  # a dict: select_layers' output
+    config.set_threads()
+    moments = input_moments(clf, texts, targets) if texts is not None else {}
+    out = {}
+    for name, group in targets.items():
+        cov = moments[name]["cov"] if method == "whitened" else None
+        out[name] = {"group": group, "parts": decompose(model.get_submodule(name), cov), "moments": moments.get(name)}
+    return {"method": method, "texts": None if texts is None else len(texts), "model": id(model), "layers": out}
+
+
 def factorize_model(model_or_clf, rank: int | dict | None = None, energy: float | None = None, method: str = "svd",
-                    texts: Sequence[str] | None = None, layers=None) -> TextClassifier | torch.nn.Module:
+                    texts: Sequence[str] | None = None, layers=None, prepared: dict | None = None
+                    ) -> TextClassifier | torch.nn.Module:
     """A NEW classifier whose chosen Linear layers are rank-r pairs (:func:`factorize_linear`); the original is untouched.
 
     layers   groups to factorize: ``ffn_in``, ``ffn_out``, ``query``, ``key``, ``value``, ``attn_out``,
@@ -322,6 +344,8 @@ def factorize_model(model_or_clf, rank: int | dict | None = None, energy: float 
     method   ``svd`` (weights only) or ``whitened`` (needs ``texts``: calibration inputs collected on the
              original model, non-padding tokens). With ``texts`` every method also records each layer's
              relative output error on them.
+    prepared :func:`decompose_model` of this same model (instead of ``method``/``texts``): reuses its SVDs and
+             calibration, so a sweep over ranks computes them once. Its layers must cover the chosen ones.
     Returns a TextClassifier (or a model, if given one) whose ``meta["lowrank"]`` records, per layer, the
     shape, rank, break-even rank, energy kept, parameters before/after and what was done; parameter totals
     are counted from the models' tensors.
@@ -348,19 +372,19 @@ def factorize_model(model_or_clf, rank: int | dict | None = None, energy: float 
         targets = {n: g for n, g in targets.items() if n in rank}
     else:
         targets = select_layers(model, "ffn" if layers is None else layers)
-    if texts is not None and clf is None:
-        raise TypeError("Calibration texts need the tokenizer: pass the TextClassifier, not its model.")
-    if method == "whitened" and texts is None:
-        raise ValueError("method='whitened' needs calibration texts (texts=[...], e.g. a few hundred training messages).")
-    config.set_threads()
-    moments = input_moments(clf, texts, targets) if texts is not None else {}
+    if prepared is None:
+        prepared = decompose_model(model_or_clf, targets, method, texts)
+    elif prepared.get("model") != id(model) or prepared.get("method") != method or texts is not None:
+        raise ValueError("prepared= must be decompose_model() of this same model with the same method (and no texts=).")
+    missing = [n for n in targets if n not in prepared["layers"]]
+    if missing:
+        raise ValueError(f"prepared= lacks {missing[:3]}; call decompose_model with layers covering them.")
     new_model, per_layer = copy.deepcopy(model), {}
     for name, group in targets.items():
         layer = model.get_submodule(name)
         m, n = layer.out_features, layer.in_features
         limit = break_even_rank(m, n)
-        cov = moments[name]["cov"] if method == "whitened" else None
-        parts = decompose(layer, cov)
+        parts, layer_moments = prepared["layers"][name]["parts"], prepared["layers"][name]["moments"]
         s = parts[1].numpy()
         r = rank_for_energy(s, energy) if energy is not None else (rank[name] if isinstance(rank, dict) else rank)
         info = {"group": group, "shape": [m, n], "rank": int(r), "break_even": limit,
@@ -375,11 +399,11 @@ def factorize_model(model_or_clf, rank: int | dict | None = None, energy: float 
         pair = _pair(layer, parts, int(r))
         new_model.set_submodule(name, pair)
         per_layer[name] = {**info, "done": "factorized", "params_after": count_parameters(pair)}
-        if name in moments:
-            per_layer[name]["output_error"] = moment_output_error(layer, pair, moments[name])
+        if layer_moments is not None:
+            per_layer[name]["output_error"] = moment_output_error(layer, pair, layer_moments)
     new_model.eval()
     record = {"method": method, "rank": rank, "energy": energy, "layers": sorted(set(targets.values())),
-              "calibration_texts": None if texts is None else len(texts), "per_layer": per_layer,
+              "calibration_texts": prepared["texts"], "per_layer": per_layer,
               "params_before": count_parameters(model), "params_after": count_parameters(new_model)}
     if clf is None:
         return new_model

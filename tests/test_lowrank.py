@@ -304,3 +304,16 @@ def test_bare_transformers_model_gives_a_model(tiny):
     assert isinstance(out, torch.nn.Module) and out is not tiny.model
     assert isinstance(out.bert.encoder.layer[1].output.dense, torch.nn.Sequential)
     assert lowrank.count_parameters(out) < lowrank.count_parameters(tiny.model)
+
+
+def test_prepared_decomposition_gives_the_same_model_and_is_checked(tiny):
+    prepared = lowrank.decompose_model(tiny, "all", "whitened", TEXTS)
+    a = lowrank.factorize_model(tiny, rank=4, layers="ffn", method="whitened", prepared=prepared)
+    b = lowrank.factorize_model(tiny, rank=4, layers="ffn", method="whitened", texts=TEXTS)
+    np.testing.assert_allclose(a.logits(TEXTS), b.logits(TEXTS), rtol=1e-5, atol=1e-5)
+    assert a.meta["lowrank"]["calibration_texts"] == len(TEXTS)
+    assert all("output_error" in v for v in a.meta["lowrank"]["per_layer"].values())
+    with pytest.raises(ValueError, match="same method"):
+        lowrank.factorize_model(tiny, rank=4, method="svd", prepared=prepared)
+    with pytest.raises(ValueError, match="lacks"):
+        lowrank.factorize_model(tiny, rank=4, layers="ffn", prepared=lowrank.decompose_model(tiny, "attention"))
