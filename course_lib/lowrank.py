@@ -80,11 +80,18 @@ def _weight(layer: torch.nn.Module) -> torch.Tensor:
 
 def _input_root(cov: torch.Tensor) -> torch.Tensor:
     """A square root L of the inputs' second moment C (C = L Lᵀ, Cholesky, lower-triangular), damped by
-    1e-6 of C's mean eigenvalue so it always inverts. Any root gives the same optimum, because
+    1e-6 of C's mean eigenvalue so it inverts (10× more, up to 1e-2, while C is numerically singular: fewer
+    calibration tokens than input features, or float32 rounding). Any root gives the same optimum, because
     ‖(W − W')Xᵀ‖² = N·‖(W − W')L‖²; Cholesky is ~10× faster than the symmetric C^{1/2}."""
     cov = cov.double()
-    damp = 1e-6 * float(torch.trace(cov)) / cov.shape[0] + 1e-12
-    return torch.linalg.cholesky(cov + damp * torch.eye(cov.shape[0], dtype=cov.dtype))
+    eye = torch.eye(cov.shape[0], dtype=cov.dtype)
+    mean_eig = float(torch.trace(cov)) / cov.shape[0] + 1e-12
+    for damp in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2):
+        root, info = torch.linalg.cholesky_ex(cov + damp * mean_eig * eye)
+        if int(info) == 0:
+            return root
+    raise ValueError("The calibration inputs' covariance is not positive definite even with 1 % damping; "
+                     "check the calibration texts (are they empty or all the same?).")
 
 
 def decompose(layer: torch.nn.Module, covariance: torch.Tensor | None = None):
@@ -237,13 +244,20 @@ def input_moments(clf: TextClassifier, texts: Sequence[str], names: Iterable[str
 
 
 def moment_output_error(layer: torch.nn.Module, pair: torch.nn.Sequential, moments: dict) -> float:
-    """:func:`output_error` from the inputs' moments alone: ‖D Xᵀ‖² = N·tr(D C Dᵀ) with D = W − W₂W₁;
-    the bias enters ‖layer(X)‖ through the mean."""
+    """:func:`output_error` from the inputs' moments alone: ‖D Xᵀ‖² = N·tr(D C Dᵀ) with D = W − W₂W₁, expanded
+    as tr(W C Wᵀ) − 2 tr(W₂W₁ C Wᵀ) + tr(W₂ (W₁ C W₁ᵀ) W₂ᵀ) so only thin products are formed (C Wᵀ and
+    tr(W C Wᵀ) are computed once per layer and kept in ``moments``); the bias enters ‖layer(X)‖ through the mean."""
     w, c, mu = _weight(layer), moments["cov"], moments["mean"]
-    d = w - pair[1].weight.detach().double() @ pair[0].weight.detach().double()
+    if "cw_t" not in moments:  # the same for every rank: computed on the first call
+        moments["cw_t"] = c @ w.T
+        moments["wcw"] = torch.sum(w.T * moments["cw_t"])
+    w1, w2 = pair[0].weight.detach().double(), pair[1].weight.detach().double()
+    cross = torch.sum(w2.T * (w1 @ moments["cw_t"]))
+    inner = torch.sum((w2 @ (w1 @ c @ w1.T)) * w2)
+    err = (moments["wcw"] - 2 * cross + inner).clamp_min(0)
     b = layer.bias.detach().double() if getattr(layer, "bias", None) is not None else torch.zeros(w.shape[0], dtype=w.dtype)
-    ref = torch.trace(w @ c @ w.T) + 2 * b @ (w @ mu) + b @ b
-    return float(torch.sqrt(torch.trace(d @ c @ d.T) / ref.clamp_min(1e-30)))
+    ref = moments["wcw"] + 2 * b @ (w @ mu) + b @ b
+    return float(torch.sqrt(err / ref.clamp_min(1e-30)))
 
 
 # --------------------------------------------------------------------------- whole model

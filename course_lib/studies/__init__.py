@@ -1,0 +1,1 @@
+"""Cached experiments, one module per chapter (built on the technique modules)."""
