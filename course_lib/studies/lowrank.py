@@ -28,7 +28,7 @@ import torch
 from .. import config, data, lowrank, models, train
 from ..evaluate import quality
 
-STUDY_VERSION = 1
+STUDY_VERSION = 2
 
 
 def plan() -> dict:
@@ -203,7 +203,9 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
     config.release_memory()
     info = {"teacher_f1": base["f1"], "val_n": len(val), "val_spam": int(val["label"].sum()),
             "calibration_n": len(calib), "seconds": time.perf_counter() - start, "threads": config.num_threads(),
-            "linear_params_m": linear_before / 1e6}
+            "linear_params_m": linear_before / 1e6, "max_drop": settings["max_drop"], "finetune_group": ft["group"],
+            "shapes": {g: [list(teacher.model.get_submodule(n).weight.shape) for n in lowrank.select_layers(teacher, g)]
+                       for g in groups}}
     path.write_text(json.dumps({"rows": rows, "info": info, "settings": settings}, indent=1, default=float),
                     encoding="utf-8")
     frame = pd.DataFrame(rows)
