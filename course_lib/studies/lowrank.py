@@ -308,3 +308,45 @@ def matmul_timing(shapes: Sequence[tuple[int, int]], ranks: Sequence[int], token
             rows.append({"shape": f"{m}×{n}", "rank": r, "FLOPs ratio": lowrank.flop_count(m, n, r) / lowrank.flop_count(m, n),
                          "one layer (µs)": one, "pair (µs)": two, "measured speed-up": one / two})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the chapter's comparison
+
+
+def chosen_models(teacher, sweep: pd.DataFrame, settings: dict | None = None) -> dict[str, dict]:
+    """Per method: the fine-tuned model of the largest cut within ``max_drop`` points (``within`` True), or,
+    when none stays within, the fine-tuned model with the smallest drop (``within`` False). Each value:
+    ``{"clf", "rank", "within", "f1_drop", "param_cut"}`` (F1 drop on the validation messages, points)."""
+    settings = settings or plan()
+    out = {}
+    best = largest_cut(sweep, settings["max_drop"], finetuned=True)
+    for method in best.index:
+        if bool(best.loc[method, "found"]):
+            row, within = best.loc[method], True
+        else:
+            rows = sweep[(sweep["method"] == method) & sweep["finetuned"]]
+            if rows.empty:
+                continue
+            row, within = rows.sort_values(["f1_drop", "param_cut"], ascending=[True, False]).iloc[0], False
+        clf = finetuned(teacher, method, int(row["rank"]), settings, progress=False)
+        out[method] = {"clf": clf, "rank": int(row["rank"]), "within": within, "f1_drop": float(row["f1_drop"]),
+                       "param_cut": float(row["param_cut"])}
+    return out
+
+
+def cached_student():
+    """Chapter 02's distilled student if it is in the cache (else None); never trains anything."""
+    try:
+        from .quantization import cached_student as find
+    except ImportError:  # before the layout of issue 10: it lived in course_lib.quantize
+        from ..quantize import cached_student as find
+    return find()
+
+
+def int8_onnx(clf, threads: int | None = None):
+    """ONNX Runtime int8 (dynamic, per channel) variant of ``clf`` (exported and quantized once, cached)."""
+    from .. import onnx_runtime
+
+    variant = onnx_runtime.onnx_variants(clf, threads=threads)[1]
+    variant.name = f"{clf.name} · ONNX Runtime int8"
+    return variant
