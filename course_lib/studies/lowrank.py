@@ -36,10 +36,10 @@ def plan() -> dict:
     return {
         "groups": config.pick(("ffn", "attention", "all"), ("ffn", "all")),
         "methods": lowrank.METHODS,
-        "ranks": config.pick((16, 32, 64, 128, 192), (16, 64, 128)),
-        "val_n": config.pick(None, 100),          # validation messages (None: the whole split)
+        "ranks": config.pick((32, 64, 128, 192), (16, 64, 128)),
+        "val_n": config.pick(300, 100),           # validation messages, stratified (None: the whole split)
         "calibration_n": config.pick(256, 64),   # training messages whose inputs whiten the layers
-        "finetune": {"group": "all", "ranks": config.pick((32, 64, 128), (64, 128)), "train_n": config.pick(256, 64),
+        "finetune": {"group": "all", "ranks": config.pick((64, 128), (64, 128)), "train_n": config.pick(256, 64),
                      "epochs": 1, "lr": 5e-5, "batch_size": 16, "seed": 0},  # one short epoch on a subset
         "max_drop": 1.0,                         # F1 points: "within 1 point of the teacher"
     }
