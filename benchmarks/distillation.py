@@ -15,26 +15,27 @@ import time
 
 import pandas as pd
 
-from course_lib import config, distill
+from course_lib import config, stats
+from course_lib.studies import distillation
 
 
 def main() -> None:
     start = time.perf_counter()
-    plan = distill.chapter_plan()
+    plan = distillation.chapter_plan()
     seeds = plan["seeds"]
     print(f"mode: {'fast' if config.fast_mode() else 'full'} · seeds {list(seeds)} · threads {config.num_threads()}", flush=True)
     study = pd.concat([
-        distill.seed_study(plan["in_distribution"], seeds),
-        distill.seed_study([plan["from_teacher"]], (0,), include_teacher=False),
-        distill.seed_study(plan["low_label"], seeds),
+        distillation.seed_study(plan["in_distribution"], seeds),
+        distillation.seed_study([plan["from_teacher"]], (0,), include_teacher=False),
+        distillation.seed_study(plan["low_label"], seeds),
     ], ignore_index=True)
     sweep = plan["sweep"]
-    table = distill.temperature_sweep(sweep["temperatures"], alpha=sweep["alpha"], labelled=sweep["labelled"],
-                                      seeds=sweep["seeds"])
+    table = distillation.temperature_sweep(sweep["temperatures"], alpha=sweep["alpha"], labelled=sweep["labelled"],
+                                           seeds=sweep["seeds"])
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 60)
     print("\n== SMS test split and YouTube comments (mean ± std over seeds) ==")
-    print(distill.summarize(study, ("sms_f1", "sms_acc", "youtube_f1", "youtube_acc")).to_string())
+    print(stats.summarize(study, ("sms_f1", "sms_acc", "youtube_f1", "youtube_acc")).to_string())
     print("\n== temperature sweep (low-label setting) ==")
     print(table[["temperature", "alpha", "seed", "sms_f1", "youtube_f1", "train_seconds"]].to_string(index=False))
     print("\n== per run ==")

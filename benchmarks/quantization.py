@@ -31,6 +31,7 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from course_lib import config, data, evaluate, onnx_runtime, quantize, train
+    from course_lib.studies import quantization
 
     threads = config.set_threads()
     splits = data.sms_splits()
@@ -61,20 +62,20 @@ def main() -> int:
             "throughput_b8", "throughput_b32", "threads"]
     print("\nBenchmark table")
     print(bench.table[cols].round(4).to_string())
-    summary = quantize.int8_summary(bench, "fp32 PyTorch", batch=32)
+    summary = quantization.int8_summary(bench, "fp32 PyTorch", batch=32)
     print("\nAgainst fp32 PyTorch (size ratio = fp32 MB / variant MB; latency ratio = fp32 b1 ms / variant b1 ms; "
           "throughput ratio = variant / fp32 at batch 32)")
     print(summary.round(3).to_string())
 
     if args.sweep:
         val = data.for_mode(splits.val, fast_n=100)  # the notebook's sweep: same data, same cache entry
-        sweep = quantize.bit_width_sweep(teacher, val["text"], val["label"], name="teacher")
+        sweep = quantization.bit_width_sweep(teacher, val["text"], val["label"], name="teacher")
         origin = "from cache" if sweep.attrs["cached"] else f"computed in {sweep.attrs['seconds']:.0f} s"
         print(f"\nBit-width sweep on {len(val)} validation messages (fake quantization of every Linear weight, "
               f"embeddings fp32; {origin})")
         for metric in ("f1", "accuracy"):
             print(f"\n{metric}:")
-            print(quantize.sweep_table(sweep, metric=metric).round(4).to_string())
+            print(quantization.sweep_table(sweep, metric=metric).round(4).to_string())
     load_after = os.getloadavg()
     shared = load_before[0] > 0.5 * (os.cpu_count() or 1)  # measured before this script loaded anything
     print(f"\nwall time {time.perf_counter() - start:.0f} s · load average at start {load_before[0]:.2f}, now "

@@ -1,4 +1,5 @@
-"""Run-time settings shared by every chapter: fast mode, cache folder, seeds, threads.
+"""Run-time settings shared by every chapter: fast mode, cache folder, seeds, threads, and
+whether the Hugging Face Hub can be reached (:func:`hub_reachable`, :class:`OfflineError`).
 
 Environment variables (all optional):
 
@@ -19,15 +20,35 @@ SMS: peak 1.81 GB without, 1.47 GB with; b1 latency about 10 % slower with it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import platformdirs
 import torch
 
 APP_NAME = "nlp-compression-workbook"
+
+
+class OfflineError(RuntimeError):
+    """A model or dataset needs the internet, and the Hugging Face Hub cannot be reached."""
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True if the Hugging Face Hub answers on its HTTPS port (False when HF_HUB_OFFLINE=1)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def fast_mode() -> bool:
@@ -62,11 +83,39 @@ def num_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def threads_label(n: int | None = None) -> str:
+    """``"1 thread"`` / ``"4 threads"``: a thread count for a readout (default :func:`num_threads`)."""
+    n = num_threads() if n is None else int(n)
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def set_threads(n: int | None = None) -> int:
     """Fix torch's intra-op thread count (default :func:`num_threads`) and return it."""
     n = num_threads() if n is None else int(n)
     torch.set_num_threads(n)
     return n
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch ops on one thread inside the block: for a few cheap element-wise passes (quantizing
+    a weight), where on a shared 2-core machine a multi-threaded pass waits for a descheduled
+    thread (measured: 8x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def machine_load() -> str:
+    """The 1-minute load average and core count as a sentence (every running program counts, this one
+    included), or a note that the OS does not report it (Windows)."""
+    getloadavg = getattr(os, "getloadavg", None)
+    if getloadavg is None:
+        return "load average not available on this OS"
+    return f"load average {getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores"
 
 
 def release_memory() -> bool:

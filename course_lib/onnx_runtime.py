@@ -164,8 +164,7 @@ def quantize_onnx(source, target, per_channel: bool = True) -> Path:
 
 def onnx_dir(clf) -> Path:
     """The cache folder for ``clf``'s ONNX files (keyed by its weights and the export settings)."""
-    from .models import cache_key
-    from .quantize import model_fingerprint
+    from .models import cache_key, model_fingerprint
 
     key = cache_key(kind="onnx", model=model_fingerprint(clf), opset=OPSET, exporter="torchscript",
                     max_length=clf.max_length, version=EXPORT_VERSION)

@@ -1,5 +1,5 @@
-"""Plots every chapter reuses (matplotlib): confusion matrices, metric comparisons and the
-size / latency / quality bubble chart.
+"""Plots every chapter reuses (matplotlib): confusion matrices, metric comparisons, the
+size / latency / quality bubble chart, margin histograms and per-seed results.
 
 Each function draws on an ``ax`` if given (so widgets can redraw in place) and returns the
 matplotlib ``Axes``.
@@ -23,32 +23,58 @@ def _axes(ax=None, figsize=(5, 4)):
     return ax
 
 
-def confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]], title: str = "", ax=None):
-    """Draw a 2x2 confusion matrix [[TN, FP], [FN, TP]] with counts (rows: true, columns: predicted)."""
-    ax = _axes(ax, (3.6, 3.2))
-    ConfusionMatrixDisplay(np.asarray(cm), display_labels=list(CLASS_NAMES)).plot(
-        ax=ax, colorbar=False, cmap="Blues", values_format="d"
+def confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]] | pd.DataFrame, title: str = "", ax=None,
+                     class_names: Sequence[str] | None = None):
+    """Draw a K×K confusion matrix with counts (rows: true class, columns: predicted).
+
+    For two classes that is [[TN, FP], [FN, TP]] labelled ham / spam. ``class_names`` label the
+    classes (default: ham / spam for 2×2, the frame's index for a DataFrame such as
+    ``Benchmark.confusion(name)``, else "class 0", "class 1", ...).
+    """
+    if isinstance(cm, pd.DataFrame) and class_names is None:
+        class_names = [str(c) for c in cm.index]
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix is square (K×K); got shape {cm.shape}.")
+    k = cm.shape[0]
+    if class_names is None:
+        class_names = list(CLASS_NAMES) if k == 2 else [f"class {i}" for i in range(k)]
+    if len(class_names) != k:
+        raise ValueError(f"{len(class_names)} class names for a {k}×{k} confusion matrix.")
+    side = max(3.6, 0.9 * k + 1.4)
+    ax = _axes(ax, (side, side * 0.9))
+    ConfusionMatrixDisplay(cm, display_labels=list(class_names)).plot(
+        ax=ax, colorbar=False, cmap="Blues", values_format="d", xticks_rotation=45 if k > 3 else "horizontal"
     )
     ax.set_title(title)
     return ax
 
 
 def confusion_matrices(benchmark, names: Sequence[str] | None = None):
-    """Confusion matrices of several benchmark rows side by side; returns the figure."""
+    """Confusion matrices of several benchmark rows side by side (class names from the benchmark); returns the figure."""
     names = list(names or [r["name"] for r in benchmark.rows])
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), squeeze=False)
+    k = benchmark.num_classes
+    side = max(3.4, 0.9 * k + 1.2)
+    fig, axes = plt.subplots(1, len(names), figsize=(side * len(names), side * 0.95), squeeze=False)
     for ax, name in zip(axes[0], names):
-        r = benchmark.row(name)
-        confusion_matrix([[r["tn"], r["fp"]], [r["fn"], r["tp"]]], title=name, ax=ax)
+        confusion_matrix(benchmark.confusion(name), title=name, ax=ax)
     fig.tight_layout()
     return fig
 
 
-def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "precision", "recall", "f1"),
+BINARY_METRICS = ("accuracy", "precision", "recall", "f1")
+MULTICLASS_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")
+
+
+def metric_bars(table: pd.DataFrame, metrics: Sequence[str] | None = None,
                 ax=None, ylim: tuple[float, float] | None = None):
-    """Grouped bars of quality metrics, one group per metric, one bar per variant (table index)."""
+    """Grouped bars of quality metrics, one group per metric, one bar per variant (table index).
+
+    Default metrics: accuracy and spam precision/recall/F1 for two classes, the macro and weighted
+    averages for a benchmark with more classes."""
     ax = _axes(ax, (7, 3.5))
-    metrics = [m for m in metrics if m in table.columns]
+    multiclass = "macro_f1" in table.columns and "f1" not in table.columns
+    metrics = [m for m in (metrics or (MULTICLASS_METRICS if multiclass else BINARY_METRICS)) if m in table.columns]
     width = 0.8 / max(1, len(table))
     x = np.arange(len(metrics))
     for i, (name, row) in enumerate(table.iterrows()):
@@ -58,7 +84,7 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "prec
     ax.set_xticks(x + width * (len(table) - 1) / 2, metrics)
     low = min(float(table[m].min()) for m in metrics) if metrics else 0.0
     ax.set_ylim(*(ylim or (max(0.0, low - 0.1), 1.02)))
-    ax.set_ylabel("score (spam = positive class)")
+    ax.set_ylabel("score (averaged over classes)" if multiclass else "score (spam = positive class)")
     ax.legend(fontsize=8, loc="lower right")
     return ax
 
@@ -68,8 +94,11 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
     """Each variant as a bubble: x = batch-1 latency (ms), y = quality, area ∝ size on disk (MB).
 
     The picture every chapter extends: the best variants sit top-left with small bubbles.
+    A table with more than two classes has no spam ``f1``: its ``macro_f1`` is used instead.
     """
     ax = _axes(ax, (7, 4.5))
+    if quality == "f1" and "f1" not in table.columns and "macro_f1" in table.columns:
+        quality = "macro_f1"
     data = table.dropna(subset=[quality, latency, size])
     if data.empty:
         ax.text(0.5, 0.5, "no measured variants yet", ha="center", va="center", transform=ax.transAxes)
@@ -82,7 +111,7 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
         ax.annotate(f"{name}\n{row[size]:.1f} MB", (row[latency], row[quality]), fontsize=8,
                     xytext=(8, -4), textcoords="offset points")
     ax.set_xlabel("latency at batch 1, median (ms)")
-    ax.set_ylabel(f"{quality} (spam)" if quality in {"f1", "precision", "recall"} else quality)
+    ax.set_ylabel(f"{quality} (spam)" if quality in {"f1", "precision", "recall"} else quality.replace("_", " "))
     ax.set_xlim(0, float(data[latency].max()) * 1.35)
     lo, hi = float(data[quality].min()), float(data[quality].max())
     pad = max(0.02, (hi - lo) * 0.3)
@@ -118,3 +147,40 @@ def length_histogram(lengths_by_class: dict[str, Sequence[int]], ax=None, unit: 
     ax.set_ylabel("share of messages")
     ax.legend()
     return ax
+
+
+def plot_margins(logits_by_set: dict[str, np.ndarray], ax=None):
+    """Overlaid histograms of the teacher's margin (logit spam − logit ham), one per set of messages."""
+    ax = _axes(ax, (7, 3.2))
+    margins = {k: np.asarray(v)[:, 1] - np.asarray(v)[:, 0] for k, v in logits_by_set.items()}
+    lo = min(float(m.min()) for m in margins.values())
+    hi = max(float(m.max()) for m in margins.values())
+    bins = np.linspace(lo, hi, 50)
+    for name, m in margins.items():
+        ax.hist(m, bins=bins, alpha=0.5, density=True, label=f"{name} ({len(m)})")
+    ax.set_xlabel("teacher margin: logit spam − logit ham (> 0 = spam)")
+    ax.set_ylabel("share of messages")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_seed_results(study: pd.DataFrame, panels: Sequence[tuple[str, str, str]]):
+    """Per-seed results as dots with the mean ± std as a bar, one panel per (setting, metric, title).
+
+    Shows the spread: a difference smaller than the dots' scatter is not a result."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (setting, metric, title) in zip(axes[0], panels):
+        part = study[study["setting"] == setting]
+        names = list(dict.fromkeys(part["model"]))
+        for i, name in enumerate(names):
+            values = part.loc[part["model"] == name, metric].to_numpy()
+            jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(np.full(len(values), i) + jitter, values, s=22, alpha=0.8, zorder=3)
+            ax.errorbar(i + 0.22, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0,
+                        fmt="_", color="black", markersize=14, capsize=4, zorder=2)
+        ax.set_xticks(range(len(names)), [n.replace(" · ", "\n", 1) for n in names], fontsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

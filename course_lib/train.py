@@ -1,4 +1,4 @@
-"""Fine-tuning and prediction.
+"""Fine-tuning (prediction lives in :mod:`course_lib.evaluate`; ``train.predict`` is the same function).
 
 SMS messages are short (median 19 tokens), so batches are built from messages of
 similar length ("length bucketing"): far less padding, several times faster than
@@ -17,56 +17,15 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from . import config, data, models
+from .evaluate import Predictions, headline_metric, predict, quality, softmax  # noqa: F401 - also train.predict / .softmax
 from .models import TextClassifier
-
-
-@dataclass
-class Predictions:
-    """Output of :func:`predict` for n texts.
-
-    ``logits`` (n, 2) float32, ``probs`` (n, 2) softmax probabilities,
-    ``labels`` (n,) int argmax (1 = spam), ``spam_prob`` (n,) = ``probs[:, 1]``.
-    """
-
-    logits: np.ndarray
-    probs: np.ndarray
-    labels: np.ndarray
-
-    @property
-    def spam_prob(self) -> np.ndarray:
-        return self.probs[:, 1] if len(self.probs) else np.zeros(0, dtype=np.float32)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` (numerically stable)."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    if z.size == 0:
-        return z.astype(np.float32)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def predict(clf, texts: Iterable[str], batch_size: int = 64) -> Predictions:
-    """Predict a list of texts with any variant that has ``predict_logits`` (or ``logits``).
-
-    An empty list gives empty arrays; texts longer than the model's maximum length are truncated.
-    """
-    texts = data.check_texts(texts)
-    fn = getattr(clf, "predict_logits", None) or clf.logits
-    logits = np.asarray(fn(texts, batch_size=batch_size), dtype=np.float32)
-    probs = softmax(logits)
-    labels = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, dtype=np.int64)
-    return Predictions(logits=logits, probs=probs, labels=labels)
 
 
 def length_bucketed_batches(
@@ -146,12 +105,17 @@ def fine_tune(
     it must return the mean over the rows it is given. A batch longer than ``max_tokens``
     padded tokens is run as micro-batches (see :func:`micro_batches`), each loss weighted by its
     share of the batch, so the update equals the whole batch's and peak memory stays bounded.
-    Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``),
-    ``seconds`` (wall time) and ``steps``.
+    Labels are class ids below the model's ``config.num_labels`` (any number of classes).
+    Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``: spam F1 for two
+    classes, macro F1 for more), ``seconds`` (wall time) and ``steps``.
     """
     from transformers import get_linear_schedule_with_warmup
 
-    train_df = data.validate(train_df, "train_df")
+    num_labels = int(getattr(getattr(clf.model, "config", None), "num_labels", 2))
+    train_df = data.validate(train_df, "train_df", num_classes=num_labels)
+    if val_df is not None and int(data.label_ids(val_df["label"], "val_df").max()) >= num_labels:
+        raise data.DataError(f"val_df has labels up to {int(val_df['label'].max())} but the model has "
+                             f"{num_labels} classes; build it with num_labels={int(val_df['label'].max()) + 1}.")
     texts, labels = data.as_lists(train_df)
     config.seed_everything(seed)
     config.set_threads()
@@ -195,10 +159,9 @@ def fine_tune(
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.3f}")
         if val_df is not None:
-            from .evaluate import quality
-
             val_pred = predict(clf, val_df["text"].tolist(), batch_size=128).labels
-            history["val_f1"].append(quality(val_df["label"].to_numpy(), val_pred)["f1"])
+            q = quality(val_df["label"].to_numpy(), val_pred, num_classes=num_labels)
+            history["val_f1"].append(q[headline_metric(num_labels)])
     bar.close()
     model.eval()
     history["seconds"] = time.perf_counter() - start

@@ -11,7 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import data, distill, models, students
+from course_lib import data, distill, explorers, models, plots, stats, students
+from course_lib.exercises import distillation as exercise
+from course_lib.studies import distillation as experiments
 
 S = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5]])
 T_ = torch.tensor([[1.0, 0.0], [-1.0, 2.0], [0.2, 0.1]])
@@ -141,13 +143,13 @@ def _variant(kind):
     ("stub", "not written yet"), ("other", "should be"),
 ])
 def test_check_kd_loss_names_the_mistake(kind, words):
-    message = distill.check_kd_loss(_variant(kind))
+    message = exercise.check_kd_loss(_variant(kind))
     assert words in message
     assert (message == "passed") == (kind == "ok")
 
 
 def test_check_kd_loss_accepts_the_library_loss():
-    assert distill.check_kd_loss(distill.distillation_loss) == "passed"
+    assert exercise.check_kd_loss(distill.distillation_loss) == "passed"
 
 
 # --------------------------------------------------------------------------- students
@@ -241,7 +243,7 @@ def test_cached_logits_computed_once(tok, small_set, tmp_cache, monkeypatch):
         np.testing.assert_array_equal(distill.cached_logits(clf, texts), first)
     distill.cached_logits(clf, texts[:10])  # other texts: another file
     assert len(list((tmp_cache / "logits").glob("*.npy"))) == 2
-    assert distill.fingerprint(clf) != distill.fingerprint(_tiny(tok, seed=1))
+    assert models.fingerprint(clf) != models.fingerprint(_tiny(tok, seed=1))
 
 
 def test_distill_moves_student_towards_teacher(tok, small_set, tmp_cache):
@@ -285,74 +287,74 @@ def small_world(tok, splits, tmp_cache, monkeypatch):
     split = data.sample(splits.train, 160, seed=0)
     teacher = _tiny(tok, seed=5)
     teacher.meta = {"key": "stand-in-teacher"}
-    monkeypatch.setattr(distill, "training_split", lambda: split)
-    monkeypatch.setattr(distill.train, "finetuned_teacher", lambda progress=True: teacher)
-    monkeypatch.setattr(distill.students, "TINY", {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64})
+    monkeypatch.setattr(experiments, "training_split", lambda: split)
+    monkeypatch.setattr(experiments.train, "finetuned_teacher", lambda progress=True: teacher)
+    monkeypatch.setattr(experiments.students, "TINY", {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64})
     sets = {"sms": data.sample(splits.test, 40, 0), "youtube": data.sample(data.load_youtube_spam(), 40, 0)}
-    monkeypatch.setattr(distill, "eval_sets", lambda: sets)
+    monkeypatch.setattr(experiments, "eval_sets", lambda: sets)
     return split, teacher
 
 
 def test_experiment_data_low_label_split(small_world):
     split, _ = small_world
-    labelled, transfer = distill.experiment_data(seed=0, labelled=50)
+    labelled, transfer = experiments.experiment_data(seed=0, labelled=50)
     assert len(labelled) == 50 and len(transfer) == 110
     assert set(labelled["row"]).isdisjoint(transfer["row"]) and (transfer["label"] == -1).all()
     assert (split["text"].to_numpy()[labelled["row"]] == labelled["text"].to_numpy()).all()
-    assert not labelled["row"].equals(distill.experiment_data(seed=1, labelled=50)[0]["row"])
-    full, empty = distill.experiment_data(seed=0)
+    assert not labelled["row"].equals(experiments.experiment_data(seed=1, labelled=50)[0]["row"])
+    full, empty = experiments.experiment_data(seed=0)
     assert len(full) == 160 and len(empty) == 0
     with pytest.raises(ValueError):
-        distill.experiment_data(seed=0, labelled=500)
+        experiments.experiment_data(seed=0, labelled=500)
 
 
 def test_recipe_keys():
-    ce = distill.recipe_key(distill.Recipe("tiny", "ce", temperature=2.0))[0]
-    assert ce == distill.recipe_key(distill.Recipe("tiny", "ce", temperature=8.0))[0]  # T is unused without KD
-    kd2 = distill.recipe_key(distill.Recipe("tiny", "kd", temperature=2.0))[0]
-    assert kd2 != distill.recipe_key(distill.Recipe("tiny", "kd", temperature=4.0))[0]
-    assert kd2 != distill.recipe_key(distill.Recipe("tiny", "kd", temperature=2.0, seed=1))[0]
+    ce = experiments.recipe_key(experiments.Recipe("tiny", "ce", temperature=2.0))[0]
+    assert ce == experiments.recipe_key(experiments.Recipe("tiny", "ce", temperature=8.0))[0]  # T is unused without KD
+    kd2 = experiments.recipe_key(experiments.Recipe("tiny", "kd", temperature=2.0))[0]
+    assert kd2 != experiments.recipe_key(experiments.Recipe("tiny", "kd", temperature=4.0))[0]
+    assert kd2 != experiments.recipe_key(experiments.Recipe("tiny", "kd", temperature=2.0, seed=1))[0]
     with pytest.raises(ValueError, match="arch"):
-        distill.recipe_key(distill.Recipe("huge"))
-    assert "KD (T=2" in distill.Recipe("tiny", "kd", temperature=2.0).label()
+        experiments.recipe_key(experiments.Recipe("huge"))
+    assert "KD (T=2" in experiments.Recipe("tiny", "kd", temperature=2.0).label()
 
 
 def test_train_student_caches_and_seed_study(small_world, monkeypatch):
-    recipe = distill.Recipe("tiny", "kd", temperature=2.0, labelled=60)
-    first = distill.train_student(recipe, progress=False)
+    recipe = experiments.Recipe("tiny", "kd", temperature=2.0, labelled=60)
+    first = experiments.train_student(recipe, progress=False)
     assert first.meta["settings"]["train_rows"] == 160 and first.name == recipe.label()
     with monkeypatch.context() as m:
         m.setattr(distill, "distill", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
-        again = distill.train_student(recipe, progress=False)
+        again = experiments.train_student(recipe, progress=False)
     texts = ["free prize call now", "ok see you"]
     np.testing.assert_allclose(again.logits(texts), first.logits(texts), atol=1e-6)
-    pseudo = distill.train_student(distill.Recipe("tiny", "pseudo", labelled=60), progress=False)
+    pseudo = experiments.train_student(experiments.Recipe("tiny", "pseudo", labelled=60), progress=False)
     assert pseudo.logits(texts).shape == (2, 2)
-    study = distill.seed_study([distill.Recipe("tiny", "ce", labelled=60), recipe], seeds=(0, 1), progress=False)
+    study = experiments.seed_study([experiments.Recipe("tiny", "ce", labelled=60), recipe], seeds=(0, 1), progress=False)
     assert set(study["model"]) == {"teacher", "tiny · no KD", recipe.label()}
     assert len(study) == 1 + 2 * 2 and study["sms_f1"].between(0, 1).all() and study["youtube_acc"].between(0, 1).all()
-    table = distill.summarize(study)
+    table = stats.summarize(study)
     assert table.loc[("60 labels", recipe.label()), "n"] == 2 and "±" in table.loc[("60 labels", recipe.label()), "sms_f1"]
-    sweep = distill.temperature_sweep([1.0, 2.0], labelled=60, seeds=(0,), progress=False)
+    sweep = experiments.temperature_sweep([1.0, 2.0], labelled=60, seeds=(0,), progress=False)
     assert list(sweep["temperature"]) == [1.0, 2.0]
 
 
 def test_half_student_and_few_label_teacher(small_world, monkeypatch):
-    few = distill.Recipe("tiny", "kd", labelled=40, teacher="few")
+    few = experiments.Recipe("tiny", "kd", labelled=40, teacher="few")
     calls = []
 
     def fake_low_label_teacher(n, seed=0, progress=True):
         calls.append((n, seed))
         return small_world[1]
 
-    monkeypatch.setattr(distill, "low_label_teacher", fake_low_label_teacher)
-    assert distill.teacher_for(few) is small_world[1] and calls == [(40, 0)]
+    monkeypatch.setattr(experiments, "low_label_teacher", fake_low_label_teacher)
+    assert experiments.teacher_for(few) is small_world[1] and calls == [(40, 0)]
     assert "few-label teacher" in few.label()
-    assert distill.recipe_key(few)[0] != distill.recipe_key(distill.Recipe("tiny", "kd", labelled=40))[0]
+    assert experiments.recipe_key(few)[0] != experiments.recipe_key(experiments.Recipe("tiny", "kd", labelled=40))[0]
 
 
 def test_chapter_plan_is_consistent():
-    plan = distill.chapter_plan()
+    plan = experiments.chapter_plan()
     assert len(plan["seeds"]) >= 2 and plan["from_teacher"].arch == "half"
     assert all(r.labelled == plan["low_labels"] for r in plan["low_label"])
 
@@ -363,7 +365,7 @@ def test_chapter_plan_is_consistent():
 def test_temperature_explorer_redraws():
     logits = np.array([[4.0, -3.0], [-2.0, 2.5], [0.3, 0.1]], dtype=np.float32)
     sweep = pd.DataFrame({"temperature": [1.0, 4.0, 1.0, 4.0], "sms_f1": [0.9, 0.93, 0.91, 0.94]})
-    box = distill.temperature_explorer(["ham msg", "spam msg", "unsure"], logits, sweep=sweep, labels=[0, 1, 0])
+    box = explorers.temperature_explorer(["ham msg", "spam msg", "unsure"], logits, sweep=sweep, labels=[0, 1, 0])
     t_slider, a_slider = box.children[0].children
     readout = box.children[1]
     first = readout.value
@@ -375,7 +377,7 @@ def test_temperature_explorer_redraws():
     soft = distill.soft_targets(logits, 1e6)
     np.testing.assert_allclose(soft, 0.5, atol=1e-4)
     with pytest.raises(ValueError):
-        distill.temperature_explorer(["one"], logits)
+        explorers.temperature_explorer(["one"], logits)
     plt.close("all")
 
 
@@ -390,7 +392,7 @@ def test_flip_report(tok):
         labels = [1, 0, 0, 1]
         predictions = {"teacher": P([0.9, 0.1, 0.55, 0.8]), "student": P([0.3, 0.1, 0.2, 0.9])}
 
-    table, summary = distill.flip_report(Bench(), "teacher", "student", ["see you soon", "win a prize"], tok)
+    table, summary = stats.flip_report(Bench(), "teacher", "student", ["see you soon", "win a prize"], tok)
     assert summary["flips"] == 2 and summary["baseline_right"] == 1 and summary["variant_right"] == 1
     assert set(table["right"]) == {"teacher", "student"} and (table["rare pieces"] >= 0).all()
 
@@ -402,9 +404,9 @@ def test_low_label_teacher_is_trained_once(small_world, monkeypatch, tok):
         built.append(seed)
         return _tiny(tok, seed=seed)
 
-    monkeypatch.setattr(distill.models, "load_teacher", fake_load_teacher)
-    first = distill.low_label_teacher(40, seed=0, progress=False)
-    again = distill.low_label_teacher(40, seed=0, progress=False)
+    monkeypatch.setattr(experiments.models, "load_teacher", fake_load_teacher)
+    first = experiments.low_label_teacher(40, seed=0, progress=False)
+    again = experiments.low_label_teacher(40, seed=0, progress=False)
     assert built == [0] and first.meta["settings"]["labelled"] == 40
     np.testing.assert_allclose(first.logits(["win now"]), again.logits(["win now"]), atol=1e-6)
 
@@ -414,24 +416,24 @@ def test_result_helpers():
         "model": ["teacher", "a", "a", "a", "b", "b", "b"], "setting": ["s"] * 7, "seed": [0, 0, 1, 2, 0, 1, 2],
         "sms_f1": [0.98, 0.90, 0.91, 0.92, 0.95, 0.96, 0.97], "youtube_f1": [0.5, 0.3, 0.31, 0.3, 0.3, 0.29, 0.31],
     })
-    assert "consistent" in distill.describe_effect(study, "s", "sms_f1", "a", "b")
-    assert "+0.050" in distill.describe_effect(study, "s", "sms_f1", "a", "b")
+    assert "consistent" in stats.describe_effect(study, "s", "sms_f1", "a", "b")
+    assert "+0.050" in stats.describe_effect(study, "s", "sms_f1", "a", "b")
     varied = study.assign(sms_f1=[0.98, 0.80, 0.90, 0.85, 0.95, 0.93, 0.96])
-    assert "every seed" in distill.describe_effect(varied, "s", "sms_f1", "a", "b")
-    assert "noise" in distill.describe_effect(study, "s", "youtube_f1", "a", "b")
-    assert "-0.0" in distill.describe_effect(study, "s", "sms_f1", "teacher", "b")
+    assert "every seed" in stats.describe_effect(varied, "s", "sms_f1", "a", "b")
+    assert "noise" in stats.describe_effect(study, "s", "youtube_f1", "a", "b")
+    assert "-0.0" in stats.describe_effect(study, "s", "sms_f1", "teacher", "b")
     with pytest.raises(KeyError):
-        distill.describe_effect(study, "s", "sms_f1", "a", "nope")
-    fig = distill.plot_seed_results(study, [("s", "sms_f1", "one"), ("s", "youtube_f1", "two")])
+        stats.describe_effect(study, "s", "sms_f1", "a", "nope")
+    fig = plots.plot_seed_results(study, [("s", "sms_f1", "one"), ("s", "youtube_f1", "two")])
     assert len(fig.axes) == 2
     logits = np.array([[6.8, -6.8], [6.7, -6.9], [-6.5, 6.4], [0.2, -0.1], [-1.0, 2.0]], dtype=np.float32)
     frame = pd.DataFrame({"text": list("abcde"), "label": [0, 0, 1, 0, 1]})
-    ex = distill.pick_examples(frame, logits)
+    ex = experiments.pick_examples(frame, logits)
     assert list(ex.index) == ["confident spam", "confident ham", "least sure"] and ex.loc["least sure", "text"] == "d"
-    table = distill.soft_target_table(logits[:2], (1, 4), index=["x", "y"])
+    table = experiments.soft_target_table(logits[:2], (1, 4), index=["x", "y"])
     assert list(table.columns) == ["T=1", "T=4"] and table.loc["x", "T=4"] > table.loc["x", "T=1"]
-    certainty = distill.teacher_certainty({"sure": logits[:3], "mixed": logits}, temperature=4.0)
+    certainty = experiments.teacher_certainty({"sure": logits[:3], "mixed": logits}, temperature=4.0)
     assert certainty.loc["sure", "saturated (T=1)"] == 1.0 and certainty.loc["mixed", "saturated (T=1)"] < 1.0
-    ax = distill.plot_margins({"sure": logits[:3], "mixed": logits})
+    ax = plots.plot_margins({"sure": logits[:3], "mixed": logits})
     assert ax.get_legend() is not None
     plt.close("all")

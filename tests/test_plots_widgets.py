@@ -2,7 +2,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from course_lib import evaluate, plots, widgets
+from course_lib import evaluate, explorers, plots
 
 
 def _table():
@@ -31,7 +31,7 @@ def test_threshold_explorer_updates_readout():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
     prob = np.clip(y * 0.6 + rng.random(200) * 0.5, 0, 1)
-    box = widgets.threshold_explorer(y, prob)
+    box = explorers.threshold_explorer(y, prob)
     slider, readout = box.children[0], box.children[1]
     first = readout.value
     slider.value = 0.9

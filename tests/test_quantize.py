@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from course_lib import explorers
 from course_lib import quantize as Q
+from course_lib.exercises import quantization as exercise
+from course_lib.studies import quantization as experiments
 
 TEXTS = [
     "Ok lar... Joking wif u oni...",
@@ -223,7 +226,7 @@ def test_onnx_export_and_int8_session(teacher, tmp_cache):
 def test_number_formats_and_summary(teacher):
     from course_lib import evaluate
 
-    formats = Q.number_formats(teacher.num_parameters())
+    formats = experiments.number_formats(teacher.num_parameters())
     assert list(formats.index[:4]) == ["fp32", "fp16", "bf16", "int8"]
     assert formats.loc["fp16", "largest"] == pytest.approx(65504.0)
     assert formats.loc["int8", "relative step"] == pytest.approx(1 / 127)
@@ -231,7 +234,7 @@ def test_number_formats_and_summary(teacher):
     bench = evaluate.Benchmark(TEXTS, [0, 1, 0, 1], latency_runs=2, warmup=1, throughput_n=4, batch_sizes=(1, 2))
     bench.run("fp32", teacher, progress=False)
     bench.run("fake int8", Q.fake_quantize_model(teacher, 8), progress=False)
-    summary = Q.int8_summary(bench, "fp32", batch=2)
+    summary = experiments.int8_summary(bench, "fp32", batch=2)
     assert list(summary.index) == ["fake int8"]
     row = summary.iloc[0]
     assert row["x smaller"] == pytest.approx(1.0, rel=0.01) and 0 <= row["agreement"] <= 1
@@ -245,26 +248,26 @@ def test_sweep_is_cached_and_widget_redraws_fast(teacher, tmp_cache):
     texts = TEXTS * 2
     labels = [0, 1, 0, 1] * 2
     kwargs = dict(bits=[2, 8], schemes=["symmetric"], granularities=list(Q.GRANULARITIES), progress=False)
-    first = Q.bit_width_sweep(teacher, texts, labels, name="teacher", **kwargs)
+    first = experiments.bit_width_sweep(teacher, texts, labels, name="teacher", **kwargs)
     assert len(first) == 1 + 2 * 2 and set(first["bits"]) == {2, 8, 32}
     assert not first.attrs["cached"] and (tmp_cache / "sweeps").is_dir()
     ref = first[first["bits"] == 32].iloc[0]
     assert ref["agreement"] == 1.0 and ref["f1_drop"] == 0.0
     assert (first["packed_mb"][first["bits"] == 2] < first["packed_mb"][first["bits"] == 8].max()).all()
-    second = Q.bit_width_sweep(teacher, texts, labels, name="teacher", **kwargs)
+    second = experiments.bit_width_sweep(teacher, texts, labels, name="teacher", **kwargs)
     assert second.attrs["cached"]
     cols = ["bits", "scheme", "granularity", "f1", "accuracy", "agreement", "packed_mb"]
     assert second[cols].equals(first[cols])
-    table = Q.sweep_table(first, bits=(8, 2))
+    table = experiments.sweep_table(first, bits=(8, 2))
     assert list(table.columns) == ["fp32", "8 bits", "2 bits"]
-    good = Q.fewest_good_bits(first, max_drop=1000.0)
+    good = experiments.fewest_good_bits(first, max_drop=1000.0)
     assert len(good) == 2 and (good["fewest bits"] == 2).all()
     strict = first.assign(f1_drop=np.where(first["bits"] == 2, 50.0, first["f1_drop"]))
-    assert (Q.fewest_good_bits(strict, max_drop=2.0)["fewest bits"] == 8).all()
+    assert (experiments.fewest_good_bits(strict, max_drop=2.0)["fewest bits"] == 8).all()
 
-    name, weight = Q.pick_weight(teacher)
+    name, weight = experiments.pick_weight(teacher)
     assert name.endswith(".weight") and weight.dim() == 2
-    box = Q.bit_width_explorer(weight, first, weight_name=name, initial_bits=8)
+    box = explorers.bit_width_explorer(weight, first, weight_name=name, initial_bits=8)
     slider, scheme, gran, readout = box.children[:4]
     assert "course-slider" in slider._dom_classes and "course-toggle" in scheme._dom_classes
     assert "course-readout" in readout._dom_classes and "course-plot" in box.children[4]._dom_classes
@@ -287,7 +290,7 @@ def test_cached_student(teacher, tmp_cache):
 
     from course_lib import config, models
 
-    assert Q.cached_student() is None
+    assert experiments.cached_student() is None
     fast = config.fast_mode()
     models.save_classifier(teacher, "loadable", {"name": "tiny · no KD", "settings": {
         "kind": "student", "method": "ce", "labelled": None, "seed": 0, "fast": fast}})
@@ -298,7 +301,7 @@ def test_cached_student(teacher, tmp_cache):
     other_mode = tmp_cache / "models" / "other"
     other_mode.mkdir()
     (other_mode / "meta.json").write_text(json.dumps({"name": "x", "settings": {"kind": "student", "fast": not fast}}))
-    student = Q.cached_student()
+    student = experiments.cached_student()
     assert student is not None and student.name == "student (tiny · no KD)"
 
 
@@ -306,8 +309,8 @@ def test_cached_student(teacher, tmp_cache):
 
 
 def test_checker_accepts_the_reference():
-    assert Q.check_symmetric_quantize(Q.reference_symmetric_quantize) == "passed"
-    assert Q.check_symmetric_quantize(_variant()) == "passed"  # float32 arithmetic, float scale
+    assert exercise.check_symmetric_quantize(exercise.reference_symmetric_quantize) == "passed"
+    assert exercise.check_symmetric_quantize(_variant()) == "passed"  # float32 arithmetic, float scale
 
 
 def _variant(bits_scale=None, round_fn=torch.round, clamp=True, dtype=torch.int8, zero_guard=True):
@@ -340,6 +343,6 @@ def _variant(bits_scale=None, round_fn=torch.round, clamp=True, dtype=torch.int8
     (lambda x: (x, 1.0), "raised TypeError"),
 ])
 def test_checker_names_the_mistake(fn, expected):
-    message = Q.check_symmetric_quantize(fn)
+    message = exercise.check_symmetric_quantize(fn)
     assert message != "passed"
     assert expected in message, message

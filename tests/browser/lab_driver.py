@@ -5,7 +5,7 @@ waits for the kernel to go idle, and reads errors from the page. ``drive_widget`
 chapter widget's slider with the keyboard (or clicks its toggle) and times how long the page
 takes to show the result; ``answer_quiz`` answers a multiple-choice question wrong, then right.
 
-The chapters' widgets carry CSS classes (course_lib/widgets.py, quizzes/README.md):
+The chapters' widgets carry CSS classes (course_lib/explorers/base.py, quizzes/README.md):
 ``course-slider`` / ``course-toggle`` (controls), ``course-readout`` (text it drives),
 ``course-plot`` (Output with the plot it redraws); ``quiz``, ``quiz-score``, ``quiz-question``...
 """

@@ -77,7 +77,7 @@ def _use_notebook(notebook, lab, page, report, quiz_choices):
     outputs = session.widget_outputs()
     if notebook.stem not in NO_WIDGET:
         assert outputs, (f"{notebook.name}: no chapter widget found (a control with the CSS class "
-                         "course-slider or course-toggle, see course_lib/widgets.py)")
+                         "course-slider or course-toggle, see course_lib/explorers/base.py)")
     for i, output in enumerate(outputs):
         results = session.drive_widget(output, notebook.name)
         result.widgets.extend(results)

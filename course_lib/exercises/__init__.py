@@ -1,0 +1,5 @@
+"""Exercise checkers, one file per chapter (checker + reference solution + the catalogue of mistakes
+it names), sharing :mod:`course_lib.exercises.runner`: ``distillation`` (02), ``quantization`` (03).
+
+Use them as ``from course_lib.exercises import distillation; distillation.check_kd_loss(my_loss)``.
+"""
