@@ -336,10 +336,8 @@ def chosen_models(teacher, sweep: pd.DataFrame, settings: dict | None = None) ->
 
 def cached_student():
     """Chapter 02's distilled student if it is in the cache (else None); never trains anything."""
-    try:
-        from .quantization import cached_student as find
-    except ImportError:  # before the layout of issue 10: it lived in course_lib.quantize
-        from ..quantize import cached_student as find
+    from .quantization import cached_student as find
+
     return find()
 
 
