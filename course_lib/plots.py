@@ -95,6 +95,8 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
 
     The picture every chapter extends: the best variants sit top-left with small bubbles.
     A table with more than two classes has no spam ``f1``: its ``macro_f1`` is used instead.
+    Labels ("name / MB") are placed so that no two overlap, nor cover another variant's
+    centre (see :func:`place_labels`), with a thin line to their bubble when moved away.
     """
     ax = _axes(ax, (7, 4.5))
     if quality == "f1" and "f1" not in table.columns and "macro_f1" in table.columns:
@@ -107,9 +109,6 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
     areas = 2000.0 * data[size] / biggest
     colors = plt.cm.tab10(np.arange(len(data)) % 10)
     ax.scatter(data[latency], data[quality], s=areas, c=colors, alpha=0.55, edgecolors="black")
-    for (name, row), color in zip(data.iterrows(), colors):
-        ax.annotate(f"{name}\n{row[size]:.1f} MB", (row[latency], row[quality]), fontsize=8,
-                    xytext=(8, -4), textcoords="offset points")
     ax.set_xlabel("latency at batch 1, median (ms)")
     ax.set_ylabel(f"{quality} (spam)" if quality in {"f1", "precision", "recall"} else quality.replace("_", " "))
     ax.set_xlim(0, float(data[latency].max()) * 1.35)
@@ -118,7 +117,85 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
     ax.set_ylim(lo - pad, min(1.0 + pad / 4, hi + pad))
     ax.set_title(title + " (bubble area ∝ MB)")
     ax.grid(alpha=0.3)
+    labels = [f"{name}\n{row[size]:.1f} MB" for name, row in data.iterrows()]
+    place_labels(ax, list(zip(data[latency].astype(float), data[quality].astype(float))), labels, colors)
     return ax
+
+
+# offsets tried around a point, in points: near first, right before left, level before above/below
+_LABEL_RADII = (9, 20, 32, 46, 62, 80, 100)
+_LABEL_ANGLES = (0, -35, 35, 180, -145, 145, -70, 70, -110, 110, 90, -90)
+
+
+def _renderer(fig):
+    canvas = fig.canvas
+    return canvas.get_renderer() if hasattr(canvas, "get_renderer") else fig._get_renderer()
+
+
+def place_labels(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], colors=None,
+                 fontsize: float = 8) -> list:
+    """Annotate each (x, y) data point with its label so that no two labels' text boxes overlap.
+
+    Greedy: for each point in turn, the first offset (``_LABEL_RADII`` × ``_LABEL_ANGLES``, in
+    points) where the text box, measured by the figure's renderer, stays inside the axes and
+    clear of every label placed so far and of every other point's centre. A label moved away
+    from its point gets a thin line to it. A label that finds no free place (a very crowded
+    chart) goes to a legend below the axes instead, with its number next to the point where
+    one fits. Measured for the axes as they are now: resizing them later can move labels
+    into each other. Returns the annotations placed (``matplotlib.text.Annotation``).
+    """
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = _renderer(fig)
+    centres = [ax.transData.transform(p) for p in points]
+    px = fig.dpi / 72.0  # display pixels per point
+    guard = 3 * px
+    dots = [Bbox.from_extents(cx - guard, cy - guard, cx + guard, cy + guard) for cx, cy in centres]
+    frame = ax.get_window_extent(renderer)
+    placed, out, crowded = [], [], []
+    colors = list(colors) if colors is not None else ["black"] * len(points)
+
+    def put(i: int, text: str, **style):
+        """Annotate point i with text at the first free offset; None if there is none."""
+        x, y = points[i]
+        others = [d for j, d in enumerate(dots) if j != i]
+        for r in _LABEL_RADII:
+            for angle in _LABEL_ANGLES:
+                dx, dy = r * np.cos(np.radians(angle)), r * np.sin(np.radians(angle))
+                ha = "left" if dx > 1 else "right" if dx < -1 else "center"
+                va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
+                line = dict(arrowprops=dict(arrowstyle="-", color=colors[i], lw=0.7, shrinkA=0, shrinkB=2)) \
+                    if r > _LABEL_RADII[0] else {}
+                ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                                  fontsize=fontsize, **line, **style)
+                ann.update_positions(renderer)  # where the text goes (done at draw time otherwise)
+                box = Text.get_window_extent(ann, renderer).expanded(1.04, 1.08)
+                inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+                if inside and not any(box.overlaps(b) for b in placed + others):
+                    placed.append(box)
+                    return ann
+                ann.remove()
+        return None
+
+    for i, text in enumerate(labels):
+        ann = put(i, text)
+        if ann is None:
+            crowded.append(i)
+        else:
+            out.append(ann)
+    if crowded:  # a number near the point (where one fits), the name in a legend under the axes
+        from matplotlib.lines import Line2D
+
+        handles = []
+        for n, i in enumerate(crowded, 1):
+            put(i, str(n), fontweight="bold")
+            handles.append(Line2D([], [], marker="o", linestyle="", color=colors[i],
+                                  label=f"{n}: " + labels[i].replace("\n", ", ")))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=fontsize,
+                  ncol=2, frameon=False)
+    return out
 
 
 def threshold_curves(table: pd.DataFrame, threshold: float | None = None, ax=None):

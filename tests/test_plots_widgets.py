@@ -100,3 +100,57 @@ def test_long_work_uses_the_progress_helper():
     direct = [str(p.relative_to(root)) for p in root.rglob("*.py")
               if p.name != "progress.py" and "tqdm" in p.read_text(encoding="utf-8")]
     assert direct == [], direct
+
+
+# --------------------------------------------------------------------------- bubble chart labels
+
+
+def _text_boxes(ax):
+    from matplotlib.text import Text
+
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [(t.get_text(), Text.get_window_extent(t, renderer)) for t in ax.texts]
+
+
+def _overlaps(boxes):
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+
+
+def test_bubble_chart_labels_never_overlap():
+    """Chapter 03's variants: fp16 and bf16 at the same place, the ONNX ones next to PyTorch's."""
+    table = pd.DataFrame(
+        {"f1": [0.950, 0.948, 0.948, 0.947, 0.950, 0.946, 0.949],
+         "latency_ms": [10.2, 40.0, 40.0, 6.1, 8.0, 5.9, 6.3],
+         "size_mb": [86.7, 43.4, 43.4, 33.1, 86.5, 22.4, 33.0]},
+        index=["teacher fp32", "fp16", "bf16", "int8 dynamic (PyTorch)", "ONNX fp32", "ONNX int8", "int8 static"])
+    ax = plots.bubble_chart(table)
+    boxes = _text_boxes(ax)
+    assert [t.split("\n")[0] for t, _ in boxes] == list(table.index)  # every variant labelled on the chart
+    assert _overlaps(boxes) == []
+    frame = ax.get_window_extent(ax.figure.canvas.get_renderer())
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for _, b in boxes)
+    # the naive placement (every label at the same offset) does overlap here: the test can fail
+    naive = plt.subplots()[1]
+    for name, row in table.iterrows():
+        naive.annotate(f"{name}\n{row['size_mb']:.1f} MB", (row["latency_ms"], row["f1"]), fontsize=8,
+                       xytext=(8, -4), textcoords="offset points")
+    naive.set_xlim(0, 55)
+    naive.set_ylim(0.93, 0.97)
+    assert _overlaps(_text_boxes(naive))
+    plt.close("all")
+
+
+def test_bubble_chart_crowded_labels_go_to_a_legend_without_overlap():
+    table = pd.DataFrame({"f1": [0.9] * 40, "latency_ms": [5.0] * 40, "size_mb": [10.0] * 40},
+                         index=[f"variant {i}" for i in range(40)])
+    ax = plots.bubble_chart(table)
+    boxes = _text_boxes(ax)
+    assert _overlaps(boxes) == []
+    legend = ax.get_legend()
+    assert legend is not None
+    on_chart = {t.split("\n")[0] for t, _ in boxes if not t.isdigit()}
+    in_legend = {t.get_text().split(": ", 1)[1].split(",")[0] for t in legend.get_texts()}
+    assert on_chart | in_legend == set(table.index) and not on_chart & in_legend
+    plt.close("all")
