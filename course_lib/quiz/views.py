@@ -186,7 +186,7 @@ class QuestionView:
             return
         # a wrong try: what was chosen and why it is not it, the hint, another go
         retry = result.retry_feedback or result.feedback
-        again = ("Try again" + (" with the hint below" if self.hint_button else "")
+        again = ("Try again" + (" with the hint above" if self.hint_button else "")
                  + ", or click *Show answer*.")
         self.feedback.value = _box(prefix + markdown_to_html(retry + "\n\n" + again), color)
         self.solution.value = ""

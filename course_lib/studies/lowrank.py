@@ -143,7 +143,7 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
     (mean ‖W − W₂W₁‖/‖W‖), ``output_error`` (mean relative output error on the calibration inputs), plus
     ``finetune_seconds`` for fine-tuned rows. ``attrs``: teacher_f1, val_n, val_spam, seconds, cached, path.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     settings = settings or plan()
     if val is None or train_df is None:
@@ -173,8 +173,8 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
              "energy_kept": 1.0, "weight_error": 0.0, "output_error": 0.0}]
     groups = list(settings["groups"]) + ([ft["group"]] if ft["group"] not in settings["groups"] else [])
     combos = [(m, g, r) for m in settings["methods"] for g in groups for r in settings["ranks"]]
-    bar = tqdm(total=len(combos) + len(settings["methods"]) * len(ft["ranks"]), desc="rank sweep",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=len(combos) + len(settings["methods"]) * len(ft["ranks"]), desc="rank sweep",
+                       disable=not progress)
     for method in settings["methods"]:
         prepared = lowrank.decompose_model(teacher, "all", method, calib)  # one calibration pass, one SVD per layer
         for group in groups:
