@@ -40,7 +40,7 @@ QUIZ_CSS = """
   line-height: 1.4 !important; padding: 2px 0; white-space: normal; overflow-wrap: anywhere; cursor: pointer;
 }
 .quiz .quiz-options .widget-radio-box input {
-  flex: none; height: 1.4em !important; line-height: 1.4 !important; margin-top: 0; float: none;
+  flex: none; order: -1; height: 1.4em !important; line-height: 1.4 !important; margin: 0 8px 0 1px; float: none;
 }
 """
 
