@@ -1,80 +1,31 @@
-"""Self-check quizzes: load the YAML quiz bank, grade answers, keep progress, show quizzes.
-
-The bank is a folder of YAML files (``quizzes/`` at the repository root, one file per
-chapter; see ``quizzes/README.md`` for the format). In a notebook::
-
-    from course_lib.quiz import show_quiz
-    show_quiz("01_baseline_and_metrics")                       # the chapter's quiz
-    show_quiz("03_quantization", answers={"quant-my-size-ratio": 3.1})  # numbers measured here
-
-Grading is plain Python and needs no browser::
-
-    quiz = load_quiz("00_cheat_sheet")
-    quiz["cs-mcq-1"].check("A")          # -> Result(correct=True, feedback=...)
-
-Progress (attempts, last answer, right or wrong) is saved after every answer to
-``quiz_progress.json`` in :func:`course_lib.config.cache_dir`, so a kernel restart loses
-nothing: :func:`score`, :func:`overall_progress`, :func:`mistakes`, :func:`review_mistakes`.
-
-Safety: YAML is read with ``yaml.safe_load``; nothing from a quiz file is evaluated, and
-quiz text is always escaped before it is shown (Markdown-like: ```code```, `code`,
-**bold**, "- " bullets and "1. " numbered lines are the only formatting).
+"""The quiz bank: the question model (:class:`Question` and its five types, :class:`Quiz`,
+:class:`Result`) and the YAML parser that loads and validates the bank (``quizzes/`` at the
+repository root; format in ``quizzes/README.md``). YAML is read with ``yaml.safe_load`` and
+nothing from a quiz file is evaluated.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as _dt
 import difflib
-import html
-import json
+import hashlib
 import math
 import numbers
 import os
+import random
 import re
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
 import yaml
 
-__all__ = [
-    "DIFFICULTIES",
-    "FROM_NOTEBOOK",
-    "Checklist",
-    "Concept",
-    "Flashcard",
-    "MultipleChoice",
-    "Numeric",
-    "Practice",
-    "Progress",
-    "Question",
-    "Quiz",
-    "QuizError",
-    "QuizFormatError",
-    "QuizNotFoundError",
-    "Result",
-    "bank_dir",
-    "list_quizzes",
-    "load_bank",
-    "load_quiz",
-    "markdown_to_html",
-    "mistakes",
-    "overall_progress",
-    "quiz_widget",
-    "reset_progress",
-    "review_mistakes",
-    "score",
-    "show_quiz",
-]
+from .markdown import md_plain as _md_plain
+from .markdown import md_prose as _md_prose
 
 DIFFICULTIES = ("easy", "medium", "hard")
 FROM_NOTEBOOK = "from_notebook"
-PROGRESS_FILE = "quiz_progress.json"
-PROGRESS_VERSION = 1
 ENV_QUIZ_DIR = "COURSE_QUIZ_DIR"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -103,102 +54,6 @@ class QuizNotFoundError(QuizError, FileNotFoundError):
 
 # --------------------------------------------------------------------------- text helpers
 
-_CODE_RE = re.compile(r"(```[^\n`]*\n.*?```|`[^`\n]+`)", re.DOTALL)
-_FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
-_BULLET_RE = re.compile(r"^\s*[-*]\s+(.*)$")
-_NUMBERED_RE = re.compile(r"^\s*\d+[.)]\s+(.*)$")
-
-
-def _split_code(text: str) -> list[tuple[bool, str]]:
-    """Split text into (is_code, piece); code pieces keep their backticks."""
-    parts: list[tuple[bool, str]] = []
-    pos = 0
-    for m in _CODE_RE.finditer(text):
-        if m.start() > pos:
-            parts.append((False, text[pos:m.start()]))
-        parts.append((True, m.group(0)))
-        pos = m.end()
-    if pos < len(text):
-        parts.append((False, text[pos:]))
-    return parts
-
-
-def _inline_html(text: str) -> str:
-    """Escape one line of quiz text and turn `code`, **bold** and *italic* into tags."""
-    out = []
-    for is_code, piece in _split_code(text):
-        if is_code:
-            out.append("<code>" + html.escape(piece.strip("`")) + "</code>")
-        else:
-            esc = html.escape(piece)
-            esc = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", esc)
-            out.append(re.sub(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", esc))
-    return "".join(out)
-
-
-def markdown_to_html(text: str | None) -> str:
-    """Render quiz text as safe HTML: everything is escaped, then a tiny Markdown subset is applied.
-
-    Supported: fenced code blocks, `inline code`, **bold**, *italic*, "- " bullet lines, "1. " numbered
-    lines and blank-line paragraphs. Any HTML in ``text`` is shown literally, never interpreted.
-    """
-    if not text:
-        return ""
-    blocks: list[str] = []
-    pos = 0
-    for m in _FENCE_RE.finditer(text):
-        blocks.extend(_paragraphs_html(text[pos:m.start()]))
-        blocks.append("<pre><code>" + html.escape(m.group(1).rstrip("\n")) + "</code></pre>")
-        pos = m.end()
-    blocks.extend(_paragraphs_html(text[pos:]))
-    return "\n".join(blocks)
-
-
-def _paragraphs_html(chunk: str) -> list[str]:
-    out: list[str] = []
-    for para in re.split(r"\n\s*\n", chunk):
-        lines = [ln for ln in para.splitlines() if ln.strip()]
-        if not lines:
-            continue
-        buf: list[str] = []
-        kind = None  # "p", "ul" or "ol"
-        items: list[str] = []
-
-        def flush():
-            nonlocal buf, items, kind
-            if kind == "p" and buf:
-                out.append("<p>" + _inline_html(" ".join(s.strip() for s in buf)) + "</p>")
-            elif kind in ("ul", "ol") and items:
-                lis = "".join("<li>" + _inline_html(it) + "</li>" for it in items)
-                out.append(f"<{kind}>{lis}</{kind}>")
-            buf, items, kind = [], [], None
-
-        for line in lines:
-            mb, mn = _BULLET_RE.match(line), _NUMBERED_RE.match(line)
-            new_kind = "ul" if mb else "ol" if mn else "p"
-            if new_kind != kind:
-                flush()
-                kind = new_kind
-            if new_kind == "p":
-                buf.append(line)
-            else:
-                items.append((mb or mn).group(1))
-        flush()
-    return out
-
-
-def _md_prose(text: str) -> str:
-    """Quiz prose for a text/markdown output: HTML special characters escaped outside code."""
-    return "".join(p if is_code else html.escape(p, quote=False) for is_code, p in _split_code(text))
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-
-
-def _md_plain(text: str) -> str:
-    """Plain text (an option) for a text/markdown output: HTML and Markdown characters escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
 
 def _fmt_number(x: float) -> str:
     if float(x).is_integer() and abs(x) < 1e15:
@@ -222,7 +77,8 @@ class Result:
     steps, quick check and common mistakes; a flashcard's answer; a model answer).
     Checklists also fill ``score``/``total`` (concepts found / concepts) and
     ``found``/``missing`` (concept names). ``response`` is the answer in the form saved
-    to the progress file.
+    to the progress file. ``retry_feedback`` (wrong answers only) is the feedback without the
+    right answer, for a learner who may try again (the views show it on a first wrong try).
     """
 
     correct: bool
@@ -233,6 +89,7 @@ class Result:
     found: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     response: Any = None
+    retry_feedback: str = ""
 
     def __str__(self) -> str:
         return self.feedback + ("\n\n" + self.solution if self.solution else "")
@@ -347,6 +204,18 @@ class MultipleChoice(Question):
     def answer_letter(self) -> str:
         return _LETTERS[self.answer_index]
 
+    def display_order(self) -> list[int]:
+        """The option indices in the order the widgets show them: shuffled, seeded by the question id.
+
+        The same on every run, kernel and machine (SHA-256 of the id, not Python's salted hash),
+        so a saved answer (stored as the option's text) still names the same option. The text and
+        markdown renderings and :meth:`check`'s letters keep the file order.
+        """
+        seed = int.from_bytes(hashlib.sha256(self.id.encode("utf-8")).digest()[:8], "big")
+        order = list(range(len(self.options)))
+        random.Random(seed).shuffle(order)
+        return order
+
     def option_index(self, response: Any) -> int:
         """The index of the option meant by ``response`` (text, 0-based index or letter)."""
         n = len(self.options)
@@ -369,21 +238,29 @@ class MultipleChoice(Question):
             f"its index (0-{n - 1}) or its letter (A-{_LETTERS[n - 1]})."
         )
 
-    def check(self, response: Any) -> Result:
+    def check(self, response: Any, order: list[int] | None = None) -> Result:
+        """Grade ``response`` (option text, 0-based index in file order, or letter in file order).
+
+        ``order``: the order the options were shown in (:meth:`display_order`), so that the
+        feedback's letters are the ones the learner saw; default the file order.
+        """
         idx = self.option_index(response)
+        letter = (lambda i: _LETTERS[order.index(i)]) if order is not None else (lambda i: _LETTERS[i])
         chosen = self.options[idx]
         correct = chosen == self.answer
         parts = []
         if correct:
-            parts.append(f"✅ Correct: {_LETTERS[idx]}. {chosen}")
+            parts.append(f"✅ Correct: {letter(idx)}. {chosen}")
         else:
-            parts.append(f"❌ Not quite: {_LETTERS[idx]}. {chosen} is not the best answer.")
+            parts.append(f"❌ Not quite: {letter(idx)}. {chosen} is not the best answer.")
         if self.feedback.get(chosen):
             parts.append(self.feedback[chosen].strip())
+        retry = "" if correct else "\n\n".join(parts)
         if not correct:
-            parts.append(f"The right answer is **{self.answer_letter}. {self.answer}**")
+            parts.append(f"The right answer is **{letter(self.answer_index)}. {self.answer}**")
         parts.append(self.explanation.strip())
-        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen)
+        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen,
+                      retry_feedback=retry)
 
     def _solution(self) -> str:
         return ""
@@ -435,33 +312,117 @@ class Practice(MultipleChoice):
         return body
 
 
+_STOPWORDS = frozenset("""
+a an the and or nor of to in on for with without is are was were be been being it its this that these those
+as by at from than then not no only every each but so which what how more most such eg ie etc usually often
+typically also very much can may might must should would could will into onto over under about off up down out
+one two their there they them your you we our has have had do does did become becomes get gets use uses used
+using kept keep same like some any all other others per via while when where who whom whose why
+""".split())
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# a sentence ends at . ! ? followed by a space (not after e.g. / i.e. / vs.), at a line break or a semicolon
+_SENTENCE_RE = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(?<=[.!?])\s+|\n+|;\s*", re.IGNORECASE)
+
+
+def _stem(word: str) -> str:
+    """A word's start that its other forms share: "phones" -> "phone", "outputs" -> "outpu"."""
+    w = word.lower()
+    if len(w) >= 6:
+        return w[:5]
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_RE.split(text) if s and s.strip()]
+
+
+def _word_pattern(phrase: str) -> str:
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+    start = r"(?<!\w)" if re.match(r"\w", phrase.strip()) else ""
+    return start + r"[\s\-]*".join(words)
+
+
 @dataclass(frozen=True)
 class Concept:
-    """A key idea of a checklist answer and the words or phrases that show it."""
+    """A key idea of a checklist answer and the words or phrases that show it.
+
+    Its *terms* are its keywords plus the content words of its name (stopwords and words that
+    other concepts of the same question also name left out). One sentence that holds two
+    different terms (or one keyword of two or more words, e.g. "fewer parameters") is
+    evidence for the concept; a lone word is only a mention (see :meth:`evidence`).
+    """
 
     name: str
     keywords: tuple[str, ...]
 
     def pattern(self) -> re.Pattern:
-        alts = []
-        for kw in self.keywords:
-            words = [re.escape(w) for w in re.split(r"[\s\-]+", kw.strip()) if w]
-            body = r"[\s\-]*".join(words)
-            start = r"(?<!\w)" if re.match(r"\w", kw.strip()) else ""
-            alts.append(start + body)
-        return re.compile("|".join(alts), re.IGNORECASE)
+        """Any keyword, at a word start, case-insensitive; spaces and hyphens interchangeable."""
+        return re.compile("|".join(_word_pattern(kw) for kw in self.keywords), re.IGNORECASE)
 
     def found_in(self, text: str) -> bool:
+        """One of the keywords appears in ``text`` (a mention, not necessarily evidence)."""
         return bool(self.pattern().search(text))
+
+    def name_words(self, shared: frozenset[str] = frozenset()) -> list[str]:
+        """Stems of the content words of the name, without those in ``shared`` (stems)."""
+        out = []
+        for w in _WORD_RE.findall(self.name):
+            stem = _stem(w)
+            if len(w) >= 3 and w.lower() not in _STOPWORDS and stem not in shared and stem not in out:
+                out.append(stem)
+        return out
+
+    def terms(self, shared: frozenset[str] = frozenset()) -> list[str]:
+        """Regex patterns of the concept's terms: its keywords and its name's content words."""
+        return ([_word_pattern(kw) for kw in self.keywords]
+                + [r"(?<!\w)" + re.escape(stem) + r"\w*" for stem in self.name_words(shared)])
+
+    def evidence(self, text: str, shared: frozenset[str] = frozenset(),
+                 lists: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """``("shown", sentence)``, ``("mentioned", word)`` or ``("", "")`` for the answer ``text``.
+
+        Shown: one sentence holds two different terms of the concept (non-overlapping matches),
+        or a keyword of two or more words. Mentioned: a term appears, but alone, or only in a
+        sentence of ``lists`` (a bare list of keywords, see :meth:`Checklist.keyword_lists`).
+        """
+        strong_kw = [kw for kw in self.keywords if len(re.split(r"[\s\-]+", kw.strip())) >= 2]
+        strong = re.compile("|".join(_word_pattern(kw) for kw in strong_kw), re.IGNORECASE) if strong_kw else None
+        terms = self.terms(shared)
+        mention = ""
+        for sentence in _sentences(text):
+            places = _places(terms, sentence)
+            if places and not mention:
+                a, b = places[0]
+                mention = sentence[a:b] + re.match(r"\w*", sentence[b:]).group(0)  # the whole word
+            if sentence in lists:
+                continue
+            if len(places) >= 2 or (strong is not None and strong.search(sentence)):
+                return "shown", sentence.strip()
+        return ("mentioned", mention) if mention else ("", "")
+
+
+def _places(patterns: list[str], sentence: str) -> list[tuple[int, int]]:
+    """The distinct, non-overlapping (start, end) places where any of ``patterns`` matches."""
+    spans = sorted(m.span() for p in patterns for m in re.finditer(p, sentence, re.IGNORECASE))
+    places: list[tuple[int, int]] = []
+    for a, b in spans:
+        if places and a < places[-1][1]:
+            places[-1] = (places[-1][0], max(b, places[-1][1]))
+        else:
+            places.append((a, b))
+    return places
 
 
 @dataclass(kw_only=True)
 class Checklist(Question):
-    """An open question graded by the key concepts the free-text answer mentions.
+    """An open question graded by the key concepts the free-text answer explains.
 
-    A concept counts when one of its keywords appears in the answer (case-insensitive,
-    starting at a word boundary, so "compress" also matches "compression"; spaces and
-    hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit").
+    A concept counts when one sentence of the answer shows it: two different terms of the
+    concept in that sentence (its keywords and the content words of its name; matching is
+    case-insensitive and starts at a word boundary, so "compress" also matches "compression",
+    and spaces and hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit"), or
+    one of its keywords of two or more words. A lone keyword is reported as mentioned, not
+    counted, so a list of keywords ("teacher student output accuracy phone") scores low.
     """
 
     type: ClassVar[str] = "checklist"
@@ -471,9 +432,41 @@ class Checklist(Question):
     answer: str | None = None  # a model answer, shown after checking
     pass_mark: int | None = None  # concepts needed to count as correct (default: all)
 
+    def shared_words(self) -> frozenset[str]:
+        """Stems that the names of two or more concepts use ("model", "teacher"): no evidence alone."""
+        counts: dict[str, int] = {}
+        for c in self.concepts:
+            for stem in c.name_words():
+                counts[stem] = counts.get(stem, 0) + 1
+        return frozenset(stem for stem, n in counts.items() if n >= 2)
+
+    def keyword_lists(self, text: str) -> frozenset[str]:
+        """Sentences of ``text`` that are bare lists of terms: at least 5 words, 75 % or more of
+        them terms of this question's concepts ("teacher student output accuracy phone")."""
+        shared = self.shared_words()
+        terms = [t for c in self.concepts for t in c.terms(shared)]
+        out = set()
+        for sentence in _sentences(text):
+            words = [m.span() for m in re.finditer(r"\w+", sentence)]
+            if len(words) < 5:
+                continue
+            places = _places(terms, sentence)
+            covered = sum(1 for a, b in words if any(pa < b and a < pb for pa, pb in places))
+            if covered >= 0.75 * len(words):
+                out.add(sentence)
+        return frozenset(out)
+
     def check(self, response: Any) -> Result:
         text = "" if response is None else str(response)
-        found = [c.name for c in self.concepts if c.found_in(text)]
+        shared = self.shared_words()
+        lists = self.keyword_lists(text)
+        found, mentioned = [], []
+        for c in self.concepts:
+            kind, where = c.evidence(text, shared, lists)
+            if kind == "shown":
+                found.append(c.name)
+            elif kind == "mentioned":
+                mentioned.append((c.name, where))
         missing = [c.name for c in self.concepts if c.name not in found]
         total = len(self.concepts)
         need = self.pass_mark or total
@@ -481,8 +474,15 @@ class Checklist(Question):
         parts = [f"You got {len(found)}/{total} concepts."]
         if found:
             parts.append("Covered: " + "; ".join(found) + ".")
-        if missing:
-            parts.append("Missing: " + "; ".join(missing) + ".")
+        if mentioned:
+            parts.append("Mentioned but not explained (say what it means here, in a sentence): "
+                         + "; ".join(f"{name} (you wrote '{word}')" for name, word in mentioned) + ".")
+        absent = [name for name in missing if name not in dict(mentioned)]
+        if absent:
+            parts.append("Missing: " + "; ".join(absent) + ".")
+        if lists:
+            parts.append("A list of keywords is not an explanation: write sentences that say how the "
+                         "ideas connect.")
         if correct:
             parts[0] = "✅ " + parts[0]
         solution = ""
@@ -532,16 +532,34 @@ class Numeric(Question):
 
     @staticmethod
     def parse(response: Any) -> float:
+        """A number typed by a learner, as a float.
+
+        Accepted: ``92.5``, ``92.5%``, ``1e-3``; thousands separated by commas or spaces
+        (``1,000``, ``1 000``, ``12,345.6``, ``1,234,567``); a decimal comma when it cannot be
+        a thousands separator (``92,55``, ``0,125``, ``1,5``: not followed by exactly three
+        digits, or after a leading 0); ``1.000,5`` (dots for thousands, comma for decimals).
+        So ``1,000`` is one thousand, as in English. Anything else that mixes separators
+        (``1,00,0``, ``1.2.3``) raises ValueError saying how to write the number.
+        """
         if isinstance(response, bool):
             raise ValueError("a number is expected, not True/False")
         if isinstance(response, numbers.Real):
             return float(response)
         if isinstance(response, str):
-            s = response.strip().replace(" ", "").rstrip("%").replace(",", ".")
-            try:
-                return float(s)
-            except ValueError:
-                pass
+            s = re.sub(r"[\s\u00a0\u202f]+", " ", response.strip()).rstrip("%").strip()
+            if not s:
+                raise ValueError("type a number")
+            normal = _normalize_number(s)
+            if normal is not None:
+                try:
+                    return float(normal)
+                except ValueError:
+                    pass
+            if re.fullmatch(r"[+\-]?[\d.,' ]+(e[+\-]?\d+)?", s, re.IGNORECASE):
+                raise ValueError(
+                    f"{response!r} cannot be read as one number (its commas, dots or spaces are not "
+                    "thousands groups of three digits, nor one decimal separator): write it with a dot "
+                    "for decimals and no thousands separators, e.g. 1000 or 0.5")
         raise ValueError(f"{response!r} is not a number")
 
     def check(self, response: Any) -> Result:
@@ -557,13 +575,15 @@ class Numeric(Question):
         correct = math.isfinite(value) and abs(value - self.answer) <= self.tolerance + 1e-12
         expected = f"{_fmt_number(self.answer)}{self._unit()}"
         tol = f" (± {_fmt_number(self.tolerance)})" if self.tolerance else ""
+        retry = ""
         if correct:
             parts = [f"✅ Correct: {_fmt_number(value)}{self._unit()}" + (f", expected {expected}{tol}." if value != self.answer else ".")]
         else:
             parts = [f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}; the expected value is {expected}{tol}."]
+            retry = f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}."
         if self.explanation:
             parts.append(self.explanation.strip())
-        return Result(correct=correct, feedback="\n\n".join(parts), response=value)
+        return Result(correct=correct, feedback="\n\n".join(parts), response=value, retry_feedback=retry)
 
     def _text_body(self, show_answers: bool) -> str:
         body = f"(Answer with a number{', in ' + self.unit if self.unit else ''}.)"
@@ -586,6 +606,30 @@ class Numeric(Question):
                 if self.explanation:
                     body += "\n\n" + _md_prose(self.explanation.strip())
         return body
+
+
+_GROUPED = r"[1-9]\d{{0,2}}(?:{sep}\d{{3}})+"
+
+
+def _normalize_number(s: str) -> str | None:
+    """``s`` with thousands separators removed and a decimal comma made a dot, or None if unclear.
+
+    See :meth:`Numeric.parse` for what is accepted.
+    """
+    m = re.fullmatch(r"([+\-]?)\s*([\d.,' ]+)((?:e[+\-]?\d+)?)", s, re.IGNORECASE)
+    if not m:
+        return s  # "nan", "inf", "1e5": float() decides
+    sign, body, exp = m.groups()
+    for sep in (",", " ", "'"):  # 1,000 / 1 000 / 1'000, with an optional .decimal part
+        if re.fullmatch(_GROUPED.format(sep=re.escape(sep)) + r"(?:\.\d*)?", body):
+            return sign + body.replace(sep, "") + exp
+    if re.fullmatch(_GROUPED.format(sep=r"\.") + r",\d*", body):  # 1.000,5 (dots for thousands)
+        return sign + body.replace(".", "").replace(",", ".") + exp
+    if re.fullmatch(r"\d*\.?\d*", body):  # plain: 92.5, .5, 12
+        return sign + body + exp
+    if re.fullmatch(r"\d+,\d+", body):  # one decimal comma that is not a thousands separator
+        return sign + body.replace(",", ".") + exp
+    return None
 
 
 QUESTION_TYPES: dict[str, type[Question]] = {
@@ -689,8 +733,8 @@ def bank_dir() -> Path:
         if path.is_dir():
             return path
         raise QuizNotFoundError(f"{ENV_QUIZ_DIR} is set to {env!r}, but there is no such folder.")
-    here = Path(__file__).resolve().parent
-    candidates = [here.parent / "quizzes", Path.cwd() / "quizzes", Path.cwd().parent / "quizzes"]
+    here = Path(__file__).resolve().parent  # course_lib/quiz/
+    candidates = [here.parent.parent / "quizzes", Path.cwd() / "quizzes", Path.cwd().parent / "quizzes"]
     seen: list[Path] = []
     for c in candidates:
         c = c.resolve()
@@ -970,271 +1014,3 @@ def _parse_question(raw: Any, problems: list[str], quiz_name: str) -> Question |
         return None
     return Numeric(answer=None if from_nb else float(answer), tolerance=float(tol), unit=raw.get("unit"),
                    explanation=raw.get("explanation"), from_notebook=from_nb, **common)
-
-
-# --------------------------------------------------------------------------- progress
-
-
-def default_progress_path() -> Path:
-    """``quiz_progress.json`` in :func:`course_lib.config.cache_dir` (honours ``COURSE_CACHE``)."""
-    from . import config
-
-    return config.cache_dir() / PROGRESS_FILE
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-class Progress:
-    """Answers saved across sessions: one record per question id.
-
-    A record holds ``quiz``, ``type``, ``attempts``, ``last_response``, ``correct``,
-    ``timestamp`` (UTC, ISO 8601) and, for checklists, ``score``/``total``. The file is
-    rewritten atomically after every answer. A file that cannot be parsed is moved aside
-    to ``quiz_progress.json.bak`` (with a warning) and progress starts afresh.
-    """
-
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path is not None else default_progress_path()
-        self.records: dict[str, dict] = {}
-        self._read_failed = False
-        self.load()
-
-    def __repr__(self) -> str:
-        return f"<Progress: {len(self.records)} questions answered>"
-
-    # storage ---------------------------------------------------------------
-    def load(self) -> "Progress":
-        """(Re)read the file; keeps what other notebooks or kernels have saved meanwhile."""
-        self.records = self._read()
-        return self
-
-    def _backup_path(self) -> Path:
-        cand = self.path.with_name(self.path.name + ".bak")
-        n = 1
-        while cand.exists():
-            cand = self.path.with_name(f"{self.path.name}.bak{n}")
-            n += 1
-        return cand
-
-    def _move_aside(self, reason: str) -> None:
-        backup = self._backup_path()
-        try:
-            os.replace(self.path, backup)
-            where = f"it was moved to {backup}"
-        except OSError as exc:  # pragma: no cover - unusual file systems
-            where = f"it could not be moved aside ({exc})"
-        warnings.warn(f"Quiz progress file {self.path} is unreadable ({reason}); {where} "
-                      "and progress starts afresh.", RuntimeWarning, stacklevel=3)
-
-    def _read(self) -> dict[str, dict]:
-        self._read_failed = False
-        if not self.path.exists():
-            return {}
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            self._read_failed = True
-            warnings.warn(f"Could not read quiz progress {self.path} ({exc}); answers will not be saved "
-                          "this session, so the file is left untouched.", RuntimeWarning, stacklevel=3)
-            return {}
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            self._move_aside(f"not valid JSON: {exc}")
-            return {}
-        if not isinstance(data, dict) or not isinstance(data.get("questions"), dict):
-            self._move_aside("not a quiz progress file: no 'questions' mapping")
-            return {}
-        records, bad = {}, []
-        for qid, rec in data["questions"].items():
-            if isinstance(rec, dict) and isinstance(rec.get("correct"), bool):
-                records[str(qid)] = rec
-            else:
-                bad.append(str(qid))
-        if bad:
-            backup = self._backup_path()
-            try:
-                backup.write_bytes(raw)
-                saved = f"a copy of the file is in {backup}"
-            except OSError as exc:  # pragma: no cover
-                saved = f"no copy could be made ({exc})"
-            warnings.warn(f"Quiz progress {self.path}: ignoring {len(bad)} malformed record(s) "
-                          f"({', '.join(bad[:5])}); {saved}.", RuntimeWarning, stacklevel=3)
-        return records
-
-    def save(self) -> None:
-        """Write the records atomically (temporary file + ``os.replace``)."""
-        if self._read_failed:
-            warnings.warn(f"Quiz progress not saved: {self.path} could not be read earlier.",
-                          RuntimeWarning, stacklevel=2)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": PROGRESS_VERSION, "questions": self.records},
-                             indent=1, sort_keys=True, ensure_ascii=False, default=str)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".quiz_progress.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-    # answers ---------------------------------------------------------------
-    def record(self, question: Question, response: Any, result: Result) -> dict:
-        """Store one answer (re-reading the file first) and save at once."""
-        self.load()
-        rec = dict(self.records.get(question.id, {}))
-        stored = result.response if result.response is not None else response
-        if not isinstance(stored, (str, int, float, bool, type(None))):
-            stored = str(stored)
-        rec.update(quiz=question.quiz, type=question.type, attempts=int(rec.get("attempts", 0)) + 1,
-                   last_response=stored, correct=bool(result.correct), timestamp=_now())
-        if result.score is not None:
-            rec.update(score=result.score, total=result.total)
-        self.records[question.id] = rec
-        try:
-            self.save()
-        except OSError as exc:
-            warnings.warn(f"Could not save quiz progress to {self.path}: {exc}", RuntimeWarning, stacklevel=2)
-        return rec
-
-    def get(self, question_id: str) -> dict | None:
-        return self.records.get(question_id)
-
-    def score(self, quiz: "Quiz | str") -> tuple[int, int]:
-        """(questions whose last answer was right, questions in the quiz)."""
-        quiz = quiz if isinstance(quiz, Quiz) else load_quiz(quiz)
-        right = sum(1 for q in quiz.questions if (self.records.get(q.id) or {}).get("correct") is True)
-        return right, len(quiz.questions)
-
-    def overall(self, bank: Mapping[str, Quiz] | None = None):
-        """A DataFrame with one row per quiz: answered, correct, total."""
-        import pandas as pd
-
-        bank = load_bank() if bank is None else bank
-        rows = []
-        for name, quiz in bank.items():
-            answered = sum(1 for q in quiz.questions if q.id in self.records)
-            right, total = self.score(quiz)
-            rows.append({"quiz": name, "title": quiz.title, "answered": answered, "correct": right,
-                         "total": total})
-        return pd.DataFrame(rows, columns=["quiz", "title", "answered", "correct", "total"])
-
-    def mistakes(self, bank: Mapping[str, Quiz] | None = None) -> list[Question]:
-        """Questions whose last answer was wrong (flashcards: marked "review again"), in bank order."""
-        bank = load_bank() if bank is None else bank
-        return [q for quiz in bank.values() for q in quiz.questions
-                if (self.records.get(q.id) or {}).get("correct") is False]
-
-    def reset(self, quiz: "Quiz | str | None" = None) -> None:
-        """Forget every answer, or those of one quiz."""
-        self.load()
-        if quiz is None:
-            self.records = {}
-        else:
-            quiz = quiz if isinstance(quiz, Quiz) else load_quiz(quiz)
-            for qid in quiz.ids:
-                self.records.pop(qid, None)
-        self.save()
-
-
-def score(name: str | Quiz) -> tuple[int, int]:
-    """(right, total) for one quiz, from the saved progress."""
-    return Progress().score(name)
-
-
-def overall_progress():
-    """Progress across the workbook: a DataFrame with one row per quiz."""
-    return Progress().overall()
-
-
-def mistakes() -> list[Question]:
-    """The questions of the whole bank whose last answer was wrong."""
-    return Progress().mistakes()
-
-
-def reset_progress(name: str | Quiz | None = None) -> None:
-    """Forget saved answers (all of them, or one quiz's)."""
-    Progress().reset(name)
-
-
-# --------------------------------------------------------------------------- display
-
-
-def _kernel_shell():
-    """The IPython shell when running in a Jupyter kernel, else None (plain Python, terminal IPython)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return None
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return None
-    return shell
-
-
-def quiz_widget(name: str | Quiz, answers: Mapping[str, Any] | None = None, progress: Progress | None = None):
-    """Build (without displaying) the interactive quiz: a :class:`course_lib.quiz_widgets.QuizView`.
-
-    ``view.box`` is the ipywidgets VBox; ``view.views`` the per-question views.
-    """
-    from . import quiz_widgets
-
-    quiz = name if isinstance(name, Quiz) else load_quiz(name)
-    quiz = quiz.with_answers(answers)
-    return quiz_widgets.QuizView(quiz, progress if progress is not None else Progress())
-
-
-def show_quiz(name: str | Quiz, answers: Mapping[str, Any] | None = None) -> None:
-    """Show a quiz in the notebook: interactive widgets, with a readable text fallback.
-
-    ``name``: a quiz of the bank ("01_baseline_and_metrics") or a path to a YAML file.
-    ``answers``: numbers computed in the notebook for numeric questions, ``{question_id: value}``.
-
-    In a Jupyter kernel this displays one output whose widget view is the quiz and whose
-    text/plain and text/markdown forms are the readable quiz (stable between runs, so
-    static exports and nbval see text). Under plain Python it prints the quiz as text.
-    """
-    quiz = name if isinstance(name, Quiz) else load_quiz(name)
-    quiz = quiz.with_answers(answers)
-    _show(quiz, lambda: quiz_widget(quiz))
-
-
-def review_mistakes() -> None:
-    """Show every question last answered wrong, across the workbook, to try again."""
-    wrong = mistakes()
-    if not wrong:
-        quiz = Quiz(name="review", title="Review my mistakes", questions=[],
-                    description="Nothing to review: no question is currently answered wrong.")
-        _show(quiz, None)
-        return
-    quiz = Quiz(name="review", title="Review my mistakes", questions=wrong,
-                description=f"{len(wrong)} question(s) you last answered wrong. Try them again.")
-    _show(quiz, lambda: quiz_widget(quiz))
-
-
-def _show(quiz: Quiz, build) -> None:
-    shell = _kernel_shell()
-    text = quiz.to_text()
-    if shell is None:
-        print(text)
-        return
-    from IPython.display import display
-
-    bundle = {"text/plain": text, "text/markdown": quiz.to_markdown()}
-    if build is not None:
-        try:
-            view = build()
-        except ImportError:  # ipywidgets missing: the text is still there
-            view = None
-        if view is not None:
-            bundle.update(view.widget_bundle())
-    display(bundle, raw=True)
