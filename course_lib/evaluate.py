@@ -545,11 +545,13 @@ def compare(baseline: dict, variant: dict, metric: str | None = None, interval=N
         v, reason = verdict(drop, size_ratio, speedup, metric_label=label)
     table.attrs.update({"verdict": v, "reason": reason, "quality_drop_points": drop,
                         "size_ratio": size_ratio, "speedup": speedup})
-    if interval is not None and not (b_only or v_only):
+    if interval is not None:  # a one-class model keeps its verdict above; the interval is still reported
         low, high = ((-100 * interval["high"], -100 * interval["low"]) if isinstance(interval, dict)
                      else (float(interval[0]), float(interval[1])))
-        v, reason = verdict_with_interval(drop, low, high, size_ratio, speedup)
-        table.attrs.update({"verdict": v, "reason": reason, "drop_low": low, "drop_high": high})
+        table.attrs.update({"drop_low": low, "drop_high": high})
+        if not (b_only or v_only):
+            v, reason = verdict_with_interval(drop, low, high, size_ratio, speedup)
+            table.attrs.update({"verdict": v, "reason": reason})
     return table
 
 
