@@ -36,16 +36,6 @@ def reference_paired_bootstrap(y_true, pred_a, pred_b, n_boot: int = 1000, seed:
     return out
 
 
-def _unpaired(y_true, pred_a, pred_b, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    y, a, b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
-    rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
-    for i in range(n_boot):
-        ia, ib = rng.integers(0, len(y), len(y)), rng.integers(0, len(y), len(y))
-        out[i] = f1_score(y[ib], b[ib], zero_division=0) - f1_score(y[ia], a[ia], zero_division=0)
-    return out
-
-
 def _pair(n: int = 400, seed: int = 1):
     """Labels and two correlated models: b repeats a's answers on most messages and is a bit better."""
     rng = np.random.default_rng(seed)
@@ -55,7 +45,16 @@ def _pair(n: int = 400, seed: int = 1):
     return y, a, b
 
 
-def check_paired_bootstrap(fn: Callable, n_boot: int = 1000) -> str:
+def _fast(y, a, b, n_boot: int, seed: int, paired: bool) -> np.ndarray:
+    """The paired (or unpaired) bootstrap differences, computed by :mod:`course_lib.stats` (vectorized)."""
+    from .. import stats
+
+    classes = np.array([0, 1])
+    scores = stats._resample_scores(y, [a, b], classes, "f1", n_boot, seed, same_indices=paired)
+    return scores[1] - scores[0]
+
+
+def check_paired_bootstrap(fn: Callable, n_boot: int = 500) -> str:
     """``"passed"``, or the first mistake found in ``fn(y_true, pred_a, pred_b, n_boot, seed)``."""
     y, a, b = _pair()
     cases = [(y, a, b, n_boot, 0), (y, a, b, n_boot, 0), (y, a, b, n_boot, 1)]
@@ -67,23 +66,23 @@ def check_paired_bootstrap(fn: Callable, n_boot: int = 1000) -> str:
     if not np.array_equal(first, again):
         return ("not yet: two calls with seed=0 gave different resamples: you forgot the seed; draw from "
                 "rng = np.random.default_rng(seed) instead of np.random directly.")
-    if np.array_equal(first, other):
-        return "not yet: seed=0 and seed=1 gave the same resamples: the seed argument is not used (pass it to default_rng)."
     if np.std(first) < 1e-12:
         return ("not yet: every resample gives the same difference: resample the messages with replacement "
                 "(idx = rng.integers(0, n, n)) and recompute both F1 scores on each resample.")
-    ref = reference_paired_bootstrap(y, a, b, n_boot, 0)
+    if np.array_equal(first, other):
+        return "not yet: seed=0 and seed=1 gave the same resamples: the seed argument is not used (pass it to default_rng)."
+    ref = _fast(y, a, b, n_boot, 0, paired=True)
     observed = f1_score(y, b) - f1_score(y, a)
     if abs(first.mean() + observed) < abs(first.mean() - observed):
         return "not yet: your differences are F1(a) − F1(b); the exercise asks for F1(b) − F1(a)."
-    unpaired = _unpaired(y, a, b, n_boot, 0)
+    unpaired = _fast(y, a, b, n_boot, 0, paired=False)
     if np.std(first) > 1.5 * np.std(ref) and abs(np.std(first) - np.std(unpaired)) < abs(np.std(first) - np.std(ref)):
         return (f"not yet: your spread ({np.std(first):.4f}) matches resampling each model separately (unpaired, "
                 f"{np.std(unpaired):.4f}), not the paired bootstrap ({np.std(ref):.4f}): draw ONE set of message "
                 "indices per resample and score both models on it.")
     low, high = np.percentile(first, [2.5, 97.5])
     ref_low, ref_high = np.percentile(ref, [2.5, 97.5])
-    tol = 0.3 * np.std(ref) + 0.002
+    tol = 0.45 * np.std(ref) + 0.002  # about 2.5 standard errors of a percentile of 500 resamples
     if abs(low - ref_low) > tol or abs(high - ref_high) > tol or abs(first.mean() - ref.mean()) > tol:
         return (f"not yet: your 95 % interval [{low:+.4f}, {high:+.4f}] (mean {first.mean():+.4f}) is far from the "
                 f"paired bootstrap's [{ref_low:+.4f}, {ref_high:+.4f}] (mean {ref.mean():+.4f}): resample all n "
@@ -121,7 +120,7 @@ def check_perturbation(fn: Callable, model=None, ham: Sequence[str] = HAM, max_n
     logistic regression fitted on the SMS training split here, a second or two). At strength 1, at most
     ``max_new_spam`` of the ham messages the model calls ham may become spam."""
     texts = list(ham) + SPAM
-    cases = [(t, s, seed) for t in texts for s, seed in [(0.0, 0), (1.0, 0), (1.0, 0), (0.5, 3)]]
+    cases = [(t, s, seed) for t in texts for s, seed in [(0.0, 0), (1.0, 0), (0.5, 3), (0.5, 3)]]
     outputs = run_cases(fn, cases, lambda f, c: f(c[0], c[1], random.Random(c[2])), what="your perturbation",
                         inspect=_inspect_text, where=lambda c: f"On {c[0]!r} at strength {c[1]}, ")
     if isinstance(outputs, str):
@@ -131,8 +130,8 @@ def check_perturbation(fn: Callable, model=None, ham: Sequence[str] = HAM, max_n
     for t in texts:
         if by[(t, 0.0, 0)] != t:
             return f"not yet: at strength 0 the text must come back unchanged; {t!r} became {by[(t, 0.0, 0)]!r}."
-        if by[(t, 1.0, 1)] != by[(t, 1.0, 2)]:
-            return ("not yet: two calls with random.Random(0) gave different texts: draw your random choices from "
+        if by[(t, 0.5, 2)] != by[(t, 0.5, 3)]:
+            return ("not yet: two calls at strength 0.5 with random.Random(3) gave different texts: draw your random choices from "
                     "the rng argument (rng.random(), rng.choice), not from the random module.")
     if all(by[(t, 1.0, 1)] == t for t in texts):
         return "not yet: at strength 1 your perturbation changed none of the messages."
