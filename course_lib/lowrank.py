@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import config
-from .models import TextClassifier
+from .models import TextClassifier, derived_meta
 
 METHODS = ("svd", "whitened")
 #: Layer groups of BERT-family encoders (BERT/MiniLM, RoBERTa, DistilBERT) and the name endings that mark them.
@@ -423,7 +423,7 @@ def factorize_model(model_or_clf, rank: int | dict | None = None, energy: float 
         return new_model
     how = f"energy {energy:g}" if energy is not None else ("per-layer ranks" if isinstance(rank, dict) else f"rank {rank}")
     return TextClassifier(model=new_model, tokenizer=clf.tokenizer, max_length=clf.max_length,
-                          name=f"{clf.name} · low-rank {method} ({how})", meta={**(clf.meta or {}), "lowrank": record})
+                          name=f"{clf.name} · low-rank {method} ({how})", meta=derived_meta(clf, lowrank=record))
 
 
 def summary(clf: TextClassifier) -> pd.DataFrame:

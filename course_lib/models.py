@@ -436,9 +436,18 @@ def rewrap(clf: "TextClassifier | None", model: torch.nn.Module, suffix: str, in
     ``info`` in ``meta[meta_key]``); the bare module when ``clf`` is None."""
     if clf is None:
         return model
-    meta = {**(clf.meta or {}), meta_key: info}
     return TextClassifier(model=model, tokenizer=clf.tokenizer, max_length=clf.max_length,
-                          name=f"{clf.name} · {suffix}", meta=meta)
+                          name=f"{clf.name} · {suffix}", meta=derived_meta(clf, **{meta_key: info}))
+
+
+def derived_meta(clf: "TextClassifier", **extra) -> dict:
+    """``clf.meta`` for a model DERIVED from ``clf`` (compressed, trimmed, pruned): its cache ``key``
+    becomes ``derived_from``, so the new model is never mistaken for the cached one (fingerprints,
+    cached logits); ``extra`` entries are added."""
+    meta = {k: v for k, v in (clf.meta or {}).items() if k != "key"}
+    if (clf.meta or {}).get("key"):
+        meta["derived_from"] = clf.meta["key"]
+    return {**meta, **extra}
 
 
 # --------------------------------------------------------------------------- fingerprints and cached logits

@@ -190,8 +190,8 @@ def trim_vocabulary(clf: TextClassifier, texts: Iterable[str], min_count: int = 
     model.config.vocab_size = len(keep)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
-    meta = {**(clf.meta or {}), "trimmed_vocab": {"kept": len(keep), "original": int(old.num_embeddings),
-                                                 "corpus_texts": len(texts), "min_count": min_count}}
+    meta = models.derived_meta(clf, trimmed_vocab={"kept": len(keep), "original": int(old.num_embeddings),
+                                                 "corpus_texts": len(texts), "min_count": min_count})
     return TextClassifier(model=model, tokenizer=tokenizer, max_length=clf.max_length,
                           name=name or f"{clf.name} (trimmed vocab)", meta=meta)
 
