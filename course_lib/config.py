@@ -83,6 +83,12 @@ def num_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def threads_label(n: int | None = None) -> str:
+    """``"1 thread"`` / ``"4 threads"``: a thread count for a readout (default :func:`num_threads`)."""
+    n = num_threads() if n is None else int(n)
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def set_threads(n: int | None = None) -> int:
     """Fix torch's intra-op thread count (default :func:`num_threads`) and return it."""
     n = num_threads() if n is None else int(n)

@@ -4,7 +4,8 @@ and (online only) a Hugging Face dataset.
 Every loader returns a :class:`pandas.DataFrame` with two columns:
 
 - ``text``  (str): the message,
-- ``label`` (int): 1 = spam (the positive class), 0 = ham.
+- ``label`` (int): the class id; for the spam datasets 1 = spam (the positive class), 0 = ham.
+  Your own CSV may have any number of classes (ids 0..K-1, names in ``df.attrs["class_names"]``).
 
 The two bundled datasets are CC BY 4.0; their attribution is in
 ``course_lib/datasets/README.md`` (see :func:`attribution`).
@@ -20,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -71,11 +73,47 @@ def attribution() -> str:
     return _dataset_path("README.md").read_text(encoding="utf-8")
 
 
-def validate(df: pd.DataFrame, name: str = "data") -> pd.DataFrame:
+def label_ids(labels: pd.Series, name: str) -> pd.Series:
+    """``labels`` as int64 class ids, or a :class:`DataError` naming the first bad value.
+
+    Rejects text labels (with the ``label_map`` hint), missing labels, fractions (0.7 is never
+    truncated to 0) and negative numbers.
+    """
+    if labels.isna().any():
+        first = labels.index[labels.isna()][0]
+        raise DataError(f"{name}: {int(labels.isna().sum())} label(s) are missing (first at row {first}). "
+                        "Drop or fill those rows before loading.")
+    try:
+        numbers = pd.to_numeric(labels, errors="raise")
+    except (ValueError, TypeError) as exc:
+        values = sorted(map(str, set(labels)))[:5]
+        raise DataError(
+            f"{name}: labels must be class ids 0, 1, ... (0 = ham, 1 = spam for spam data); found values like "
+            f"{values}. Pass label_map={{'ham': 0, 'spam': 1}} (with your own label names, any number of "
+            "classes) to load_csv."
+        ) from exc
+    fractional = numbers[numbers != numbers.round()]
+    if len(fractional):
+        raise DataError(
+            f"{name}: labels must be whole numbers (class ids); found {sorted(set(fractional.tolist()))[:5]} "
+            f"(first at row {fractional.index[0]}). A label like 0.7 is a score, not a class: round or map it first."
+        )
+    numbers = numbers.astype("int64")
+    negative = sorted(set(numbers[numbers < 0].tolist()))
+    if negative:
+        raise DataError(f"{name}: labels must be class ids 0, 1, ...; found negative value(s) {negative[:5]}.")
+    return numbers
+
+
+def validate(df: pd.DataFrame, name: str = "data", num_classes: int | None = None) -> pd.DataFrame:
     """Check a ``text``/``label`` frame and return it with clean dtypes.
 
-    Raises :class:`DataError` for missing columns, non-string or empty texts,
-    labels other than 0/1, or fewer than two classes.
+    Labels are class ids ``0 .. K-1`` (whole numbers; 1 = spam for the spam datasets). With
+    ``num_classes`` (K) given, every label must be below it (a class may be absent, as in a small
+    subset); without it, the classes present must be ``0 .. max`` with none skipped. Raises
+    :class:`DataError` for missing columns, non-string or empty texts, missing, fractional or
+    negative labels, a skipped class id, or fewer than two classes.
+    The frame's ``attrs["class_names"]`` (set by :func:`load_csv`) is kept.
     """
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
@@ -94,26 +132,48 @@ def validate(df: pd.DataFrame, name: str = "data") -> pd.DataFrame:
             f"{name}: {len(empty)} text(s) are empty (first at row {empty[0]}). "
             "Drop empty messages before training or evaluating."
         )
-    try:
-        labels = pd.to_numeric(df["label"], errors="raise").astype(int)
-    except (ValueError, TypeError) as exc:
-        values = sorted(map(str, set(df["label"])))[:5]
+    labels = label_ids(df["label"], name)
+    present = sorted(set(labels.tolist()))
+    if num_classes is not None:
+        too_big = [c for c in present if c >= num_classes]
+        if too_big:
+            raise DataError(
+                f"{name}: label(s) {too_big} but the model has {num_classes} classes (ids 0..{num_classes - 1}). "
+                f"Build the model with num_labels={max(present) + 1}, or map your labels to 0..{num_classes - 1}."
+            )
+    else:
+        skipped = sorted(set(range(present[-1] + 1)) - set(present))
+        if skipped:
+            raise DataError(
+                f"{name}: labels must be class ids 0..K-1 with none skipped (for spam data: 0 = ham, 1 = spam); "
+                f"found {present}, no row has {skipped}. Map your classes to consecutive ids first "
+                "(load_csv takes a label_map)."
+            )
+    if len(present) < 2:
+        only = LABELS.get(present[0], f"class {present[0]}") if num_classes in (None, 2) else f"class {present[0]}"
         raise DataError(
-            f"{name}: labels must be 0 (ham) or 1 (spam); found values like {values}. "
-            "Pass label_map={'ham': 0, 'spam': 1} (with your own label names) to load_csv."
-        ) from exc
-    bad = sorted(set(labels) - {0, 1})
-    if bad:
-        raise DataError(
-            f"{name}: labels must be 0 (ham) or 1 (spam); found {bad}. "
-            "Map your classes to 0/1 first (load_csv takes a label_map)."
+            f"{name}: only one class ({only}) is present; a classifier needs examples of at least two classes "
+            "(for spam data: ham (0) and spam (1))."
         )
-    if labels.nunique() < 2:
-        raise DataError(
-            f"{name}: only one class ({LABELS[int(labels.iloc[0])]}) is present; "
-            "a classifier needs examples of both ham (0) and spam (1)."
-        )
-    return pd.DataFrame({"text": df["text"].astype(str).values, "label": labels.values})
+    out = pd.DataFrame({"text": df["text"].astype(str).values, "label": labels.values})
+    if "class_names" in df.attrs:
+        out.attrs["class_names"] = list(df.attrs["class_names"])
+    return out
+
+
+def class_names(df: pd.DataFrame, num_classes: int | None = None) -> list[str]:
+    """The names of the classes 0..K-1 of a frame: those :func:`load_csv` stored from its ``label_map``,
+    ``["ham", "spam"]`` for two classes, ``["class 0", "class 1", ...]`` otherwise."""
+    names = df.attrs.get("class_names") if hasattr(df, "attrs") else None
+    k = num_classes if num_classes is not None else (int(df["label"].max()) + 1 if len(df) else 2)
+    if names and len(names) == k:
+        return list(names)
+    return default_class_names(k)
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """``["ham", "spam"]`` for two classes (the workbook's spam data), else ``["class 0", "class 1", ...]``."""
+    return [LABELS[0], LABELS[1]] if num_classes == 2 else [f"class {i}" for i in range(num_classes)]
 
 
 def load_sms_spam() -> pd.DataFrame:
@@ -146,17 +206,31 @@ def load_csv(
     text_column: str = "text",
     label_column: str = "label",
     label_map: Mapping[object, int] | None = None,
+    encoding: str = "utf-8",
     **read_csv_kwargs,
 ) -> pd.DataFrame:
-    """Load your own labelled texts from a CSV file.
+    """Load your own labelled texts from a CSV file, with two classes or more.
 
-    ``label_map`` turns your label values into 0/1, e.g. ``{"ham": 0, "spam": 1}``.
+    ``label_map`` turns your label values into class ids 0..K-1, e.g. ``{"ham": 0, "spam": 1}`` or
+    ``{"billing": 0, "bug": 1, "account": 2}``; its keys, ordered by id, become the class names
+    (``df.attrs["class_names"]``, read by :func:`class_names` and the benchmark's per-class table).
+    ``encoding``: the file's text encoding (``"latin-1"`` or ``"cp1252"`` for many spreadsheet exports).
     Extra keyword arguments go to :func:`pandas.read_csv` (``sep="\\t"``, ...).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}. Check the path (relative paths start at the notebook's folder).")
-    df = pd.read_csv(path, **read_csv_kwargs)
+    try:
+        df = pd.read_csv(path, encoding=encoding, **read_csv_kwargs)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path.name} is not valid {encoding} text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+            f"position {exc.start}). Pass its encoding, e.g. load_csv(..., encoding='latin-1') or "
+            "encoding='cp1252' for files saved by Excel on Windows."
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path.name} is empty (no header, no rows). Check that you saved the file "
+                        "with a header line such as 'text,label' and some rows.") from exc
     missing = [c for c in (text_column, label_column) if c not in df.columns]
     if missing:
         raise DataError(
@@ -164,12 +238,24 @@ def load_csv(
             "Pass text_column=... and label_column=... with the right names."
         )
     labels = df[label_column]
+    names = None
     if label_map is not None:
+        label_map = dict(label_map)
+        ids = sorted(label_map.values()) if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                 for v in label_map.values()) else None
+        if ids != list(range(len(label_map))):
+            raise DataError(f"label_map must give each label its own class id 0..{len(label_map) - 1}; "
+                            f"got {label_map}.")
         unknown = sorted(map(str, set(labels) - set(label_map)))
         if unknown:
-            raise DataError(f"{path.name}: label value(s) {unknown[:5]} are not in label_map {dict(label_map)}.")
+            raise DataError(f"{path.name}: label value(s) {unknown[:5]} are not in label_map {label_map}.")
         labels = labels.map(label_map)
-    return validate(pd.DataFrame({"text": df[text_column], "label": labels}), path.name)
+        names = [str(k) for k, _ in sorted(label_map.items(), key=lambda kv: kv[1])]
+    frame = pd.DataFrame({"text": df[text_column], "label": labels})
+    out = validate(frame, path.name, num_classes=len(names) if names else None)
+    if names:
+        out.attrs["class_names"] = names
+    return out
 
 
 def load_hf_dataset(
@@ -215,28 +301,48 @@ class Splits:
         return {k: len(getattr(self, k)) for k in ("train", "val", "test")}
 
 
+def _stratified(df: pd.DataFrame, seed: int, **sizes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scikit-learn's stratified ``train_test_split`` with a clear error when a class is too small."""
+    try:
+        return train_test_split(df, stratify=df["label"], random_state=seed, **sizes)
+    except ValueError as exc:
+        counts = df["label"].value_counts().sort_index().to_dict()
+        raise DataError(
+            f"Cannot split with every class in every part: rows per class {counts} ({exc}). "
+            "Collect more examples of the rare classes, or use smaller val_size/test_size."
+        ) from exc
+
+
+def _with_names(part: pd.DataFrame, names) -> pd.DataFrame:
+    part = part.reset_index(drop=True)
+    if names:
+        part.attrs["class_names"] = list(names)
+    return part
+
+
 def split(df: pd.DataFrame, val_size: float = 0.1, test_size: float = 0.2, seed: int = 0) -> Splits:
     """Stratified, seeded train / validation / test split (fractions of the whole frame).
 
+    Every class keeps its share in each part (any number of classes; each needs a few rows).
     The same ``df`` and ``seed`` always give the same split, so every chapter
-    evaluates on the same test messages.
+    evaluates on the same test messages. ``attrs["class_names"]`` is kept on every part.
     """
     df = validate(df)
     if not (0 < val_size < 1 and 0 < test_size < 1 and val_size + test_size < 1):
         raise DataError(f"val_size and test_size must be in (0, 1) and sum below 1; got {val_size}, {test_size}.")
-    rest, test = train_test_split(df, test_size=test_size, stratify=df["label"], random_state=seed)
-    train, val = train_test_split(
-        rest, test_size=val_size / (1 - test_size), stratify=rest["label"], random_state=seed
-    )
-    return Splits(*(part.reset_index(drop=True) for part in (train, val, test)))
+    names = df.attrs.get("class_names")
+    rest, test = _stratified(df, seed, test_size=test_size)
+    train, val = _stratified(rest, seed, test_size=val_size / (1 - test_size))
+    return Splits(*(_with_names(part, names) for part in (train, val, test)))
 
 
 def sample(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     """A stratified random subset of ``n`` rows (the whole frame if it has ``n`` or fewer)."""
+    names = df.attrs.get("class_names")
     if n >= len(df):
-        return df.reset_index(drop=True)
-    part, _ = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
-    return part.reset_index(drop=True)
+        return _with_names(df, names)
+    part, _ = _stratified(df, seed, train_size=n)
+    return _with_names(part, names)
 
 
 def for_mode(df: pd.DataFrame, fast_n: int, seed: int = 0) -> pd.DataFrame:

@@ -20,6 +20,7 @@ temperature explorer in :mod:`course_lib.explorers.temperature` and the exercise
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -36,15 +37,26 @@ UNLABELLED = -1  # label value of a transfer-set row (only the teacher labels it
 # --------------------------------------------------------------------------- losses
 
 
+def _check_temperature(temperature) -> float:
+    t = float(temperature)
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a positive finite number (e.g. 2.0), got {temperature}.")
+    return t
+
+
+def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    if tuple(student_logits.shape) != tuple(teacher_logits.shape):
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes).")
+
+
 def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Per-row ``T² · KL(softmax(teacher/T) ‖ softmax(student/T))``, shape (batch,).
 
     Zero when the two rows of logits are equal; the T² keeps its gradients on the scale of
     the hard-label loss whatever the temperature (the gradient of the KL scales as 1/T²).
     """
-    t = float(temperature)
-    if t <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}.")
+    t = _check_temperature(temperature)
     log_p_student = F.log_softmax(student_logits / t, dim=-1)
     log_p_teacher = F.log_softmax(teacher_logits.detach().to(student_logits.dtype) / t, dim=-1)
     kl = F.kl_div(log_p_student, log_p_teacher, reduction="none", log_target=True).sum(dim=-1)
@@ -67,9 +79,7 @@ def distillation_loss(
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}.")
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
-                         f"{tuple(teacher_logits.shape)} must have the same shape.")
+    _check_logits(student_logits, teacher_logits)
     return _mix_with_labels(kd_term(student_logits, teacher_logits, temperature), student_logits, labels, alpha)
 
 
@@ -80,6 +90,9 @@ def _mix_with_labels(teacher_term: torch.Tensor, student_logits: torch.Tensor,
     if labels is None:
         return teacher_term.mean()
     labels = torch.as_tensor(labels, dtype=torch.long, device=student_logits.device)
+    if tuple(labels.shape) != (student_logits.shape[0],):
+        raise ValueError(f"labels {tuple(labels.shape)} must hold one class id per row of the logits "
+                         f"({student_logits.shape[0]},).")
     ce = F.cross_entropy(student_logits, labels.clamp(min=0), reduction="none")
     weight = torch.where(labels >= 0, torch.full_like(teacher_term, float(alpha)), torch.zeros_like(teacher_term))
     return (weight * ce + (1.0 - weight) * teacher_term).mean()
@@ -101,6 +114,8 @@ def mse_logit_loss(
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}.")
+    _check_temperature(temperature)
+    _check_logits(student_logits, teacher_logits)
     mse = ((student_logits - teacher_logits.detach().to(student_logits.dtype)) ** 2).sum(dim=-1)
     return _mix_with_labels(mse, student_logits, labels, alpha)
 
@@ -128,11 +143,12 @@ def _as_frame(data_or_texts) -> pd.DataFrame:
             raise data.DataError(f"distill data needs a 'text' column; found {list(data_or_texts.columns)}.")
         texts = data.check_texts(data_or_texts["text"].tolist(), "data['text']")
         if "label" in data_or_texts.columns:
-            raw = pd.to_numeric(data_or_texts["label"], errors="coerce").fillna(UNLABELLED).astype(int)
-            bad = sorted(set(raw) - {0, 1, UNLABELLED})
+            raw = pd.to_numeric(data_or_texts["label"], errors="coerce").fillna(UNLABELLED)
+            bad = sorted(set(raw[(raw != raw.round()) | (raw < UNLABELLED)].tolist()))
             if bad:
-                raise data.DataError(f"labels must be 0, 1, or -1/NaN for a row without a label; found {bad}.")
-            labels = raw.tolist()
+                raise data.DataError(f"labels must be class ids 0, 1, ..., or -1/NaN for a row without a label; "
+                                     f"found {bad[:5]}.")
+            labels = raw.astype(int).tolist()
         else:
             labels = [UNLABELLED] * len(texts)
     else:
@@ -163,7 +179,7 @@ def distill(
     ``data_or_texts``: a frame with ``text`` and ``label`` (label -1 or NaN = no label), a frame
     with only ``text``, or a list of texts (a transfer set labelled only by the teacher).
     The teacher's logits on these texts are computed once and cached on disk (``.npy``), or
-    taken from ``teacher_logits`` (shape (n, 2), same order). ``loss``: ``"kl"``
+    taken from ``teacher_logits`` (shape (n, classes), same order; classes = the student's ``num_labels``). ``loss``: ``"kl"``
     (:func:`distillation_loss`), ``"mse"`` (:func:`mse_logit_loss`) or a function with the
     same signature. Uses :func:`course_lib.train.fine_tune` (length-bucketed batches, AdamW,
     progress bar); returns its history plus ``labelled`` / ``unlabelled`` row counts.
@@ -175,8 +191,13 @@ def distill(
             raise ValueError("Pass a teacher, or its logits on the training texts (teacher_logits=...).")
         teacher_logits = cached_logits(teacher, texts)
     teacher_logits = np.asarray(teacher_logits, dtype=np.float32)
-    if teacher_logits.shape != (len(texts), 2):
-        raise ValueError(f"teacher_logits has shape {teacher_logits.shape}; expected ({len(texts)}, 2).")
+    classes = int(getattr(getattr(student.model, "config", None), "num_labels", 2))
+    if teacher_logits.shape != (len(texts), classes):
+        raise ValueError(f"teacher_logits has shape {teacher_logits.shape}; expected ({len(texts)}, {classes}): "
+                         f"one row per text and one column per class of the student (num_labels={classes}).")
+    if int(frame["label"].max()) >= classes:
+        raise data.DataError(f"labels go up to {int(frame['label'].max())} but the student has {classes} classes; "
+                             f"build it with num_labels={int(frame['label'].max()) + 1}.")
     loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
     if isinstance(loss, str) and loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)} or a function; got {loss!r}.")

@@ -2,13 +2,14 @@
 measures every model variant the same way.
 
 In the spirit of the ``PerformanceBenchmark`` of *NLP with Transformers* (ch. 8):
-quality (scikit-learn metrics, spam = positive class), latency at batch 1 (ms),
+quality (scikit-learn metrics; for two classes spam = 1 is the positive class, for more classes
+macro and weighted averages plus a per-class table), latency at batch 1 (ms),
 throughput (samples/s), size on disk (MB) and parameter count, collected into one
 table so every chapter adds rows and results compare.
 
 A *variant* is any object with
 
-- ``predict_logits(texts: list[str], batch_size: int) -> ndarray (n, 2)``,
+- ``predict_logits(texts: list[str], batch_size: int) -> ndarray (n, num_classes)``,
 - ``size_mb() -> float``: MB (10^6 bytes) of its serialized weights,
 - optionally ``num_parameters() -> int``.
 
@@ -17,10 +18,17 @@ A *variant* is any object with
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
+import re
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,9 +41,9 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
 )
-from tqdm.auto import tqdm
 
-from . import config, data
+from . import config, data, stats
+from .progress import progress_bar
 
 GOOD_MAX_DROP = 2.0  # quality drop in points below which a compressed model with real gains is "good"
 BAD_MIN_DROP = 5.0  # above this drop, the variant is "bad" whatever it gains
@@ -82,10 +90,32 @@ def predict(clf, texts: Iterable[str], batch_size: int = 64) -> Predictions:
     return Predictions(logits=logits, probs=probs, labels=labels)
 
 
-def quality(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
-    """Accuracy, precision, recall, F1 (spam = 1 is the positive class) and the confusion matrix.
+def format_points(value: float, digits: int = 1) -> str:
+    """A signed number as text with ``digits`` decimals, zero always as ``+0.0`` (never ``-0.0``).
 
-    All computed by scikit-learn; ``confusion`` is [[TN, FP], [FN, TP]].
+    For quality changes in percentage points: ``format_points(-1.591, 3) == "-1.591"``.
+    """
+    rounded = round(float(value), digits)
+    return f"{rounded + 0.0:+.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _num_classes(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int | None) -> int:
+    seen = int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
+    if num_classes is None:
+        return max(2, seen)
+    if seen > num_classes:
+        raise ValueError(f"labels go up to {seen - 1} but num_classes is {num_classes}.")
+    return int(num_classes)
+
+
+def quality(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int | None = None) -> dict:
+    """Quality of predicted class ids against the true ones, all computed by scikit-learn.
+
+    Two classes (the spam data): ``accuracy``, ``precision``, ``recall``, ``f1`` of spam = 1 (the
+    positive class) and ``confusion`` [[TN, FP], [FN, TP]]. More classes (``num_classes`` > 2, or
+    labels above 1): ``accuracy``, ``macro_precision``, ``macro_recall``, ``macro_f1`` (unweighted
+    mean over classes), ``weighted_f1`` (weighted by each class's support) and the K×K ``confusion``
+    (rows: true class, columns: predicted). Per-class figures: :func:`per_class`.
     """
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
@@ -93,14 +123,43 @@ def quality(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
         raise ValueError(f"y_true has {y_true.shape[0]} labels but y_pred has {y_pred.shape[0]}.")
     if len(y_true) == 0:
         raise ValueError("quality() needs at least one labelled example.")
-    cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
+    k = _num_classes(y_true, y_pred, num_classes)
+    labels = list(range(k))
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    if k == 2:
+        return {
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "precision": float(precision_score(y_true, y_pred, pos_label=1, zero_division=0)),
+            "recall": float(recall_score(y_true, y_pred, pos_label=1, zero_division=0)),
+            "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0)),
+            "confusion": cm,
+        }
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(precision_score(y_true, y_pred, pos_label=1, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, pos_label=1, zero_division=0)),
-        "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0)),
+        "macro_precision": float(p),
+        "macro_recall": float(r),
+        "macro_f1": float(f),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
         "confusion": cm,
     }
+
+
+def headline_metric(num_classes: int) -> str:
+    """The one quality figure a comparison uses: ``"f1"`` (spam F1) for two classes, ``"macro_f1"`` for more."""
+    return "f1" if num_classes == 2 else "macro_f1"
+
+
+def per_class(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every class (scikit-learn's ``precision_recall_fscore_support``),
+    one row per class (index: class name), in class-id order."""
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    k = _num_classes(y_true, y_pred, len(class_names) if class_names is not None else None)
+    names = list(class_names) if class_names is not None else data.default_class_names(k)
+    p, r, f, n = precision_recall_fscore_support(y_true, y_pred, labels=list(range(k)), average=None, zero_division=0)
+    return pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": n.astype(int)},
+                        index=pd.Index(names, name="class"))
 
 
 def threshold_table(y_true: Sequence[int], spam_prob: Sequence[float], thresholds: Sequence[float] | None = None) -> pd.DataFrame:
@@ -119,27 +178,36 @@ def threshold_table(y_true: Sequence[int], spam_prob: Sequence[float], threshold
     return pd.DataFrame(rows)
 
 
-def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10) -> dict:
+def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10, threads: int | None = None) -> dict:
     """Batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed calls, one text each.
 
-    Texts are cycled in order. Returns ``median_ms``, ``p95_ms``, ``mean_ms`` (milliseconds)
-    and ``runs``.
+    Texts are cycled in order. Returns ``median_ms`` (= p50), ``p95_ms``, ``p99_ms``, ``mean_ms``
+    (milliseconds) and ``runs``. ``threads``: torch's thread count during the timing (restored
+    after), reported as ``threads``: the model's own where it keeps one (an ONNX Runtime session).
     """
     if not texts:
         raise ValueError("latency_ms needs at least one text.")
     fn = getattr(variant, "predict_logits")
-    for i in range(warmup):
-        fn([texts[i % len(texts)]], batch_size=1)
-    times = []
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn([texts[i % len(texts)]], batch_size=1)
-        times.append((time.perf_counter() - t0) * 1000.0)
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        for i in range(warmup):
+            fn([texts[i % len(texts)]], batch_size=1)
+        times = []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            fn([texts[i % len(texts)]], batch_size=1)
+            times.append((time.perf_counter() - t0) * 1000.0)
+    finally:
+        torch.set_num_threads(previous)
     return {
         "median_ms": float(statistics.median(times)),
         "p95_ms": float(np.percentile(times, 95)),
+        "p99_ms": float(np.percentile(times, 99)),
         "mean_ms": float(np.mean(times)),
         "runs": runs,
+        "threads": int(getattr(variant, "threads", threads or previous)),
     }
 
 
@@ -162,26 +230,70 @@ def num_parameters(variant) -> int | None:
     return int(fn()) if callable(fn) else None
 
 
-def verdict(quality_drop_points: float, size_ratio: float, speedup: float) -> tuple[str, str]:
+def verdict(quality_drop_points: float, size_ratio: float, speedup: float,
+            metric_label: str = "quality") -> tuple[str, str]:
     """The workbook's rule of thumb for a compressed model, as (verdict, reason).
 
     ``quality_drop_points``: baseline minus variant, in percentage points (e.g. F1 0.973 → 0.951 is 2.2).
     ``size_ratio``: baseline MB / variant MB. ``speedup``: baseline latency / variant latency.
+    The reason states the change as the comparison table does: variant minus baseline, 3 decimals
+    (a drop of 1.591 points reads "-1.591"). ``metric_label`` names the quality figure in it.
 
     - drop ≤ 2 points with a real gain (≥ 1.2× smaller or faster): **good**;
     - drop > 5 points: **bad**, whatever the gains;
     - anything else: **depends on the use case** (how much speed/size is worth to you).
     """
     gain = max(size_ratio, speedup) >= REAL_GAIN
+    change = f"{metric_label} change {format_points(-quality_drop_points, 3)} points"
     if quality_drop_points > BAD_MIN_DROP:
-        return "bad", f"quality drops {quality_drop_points:.1f} points (> {BAD_MIN_DROP:g}): predictions become unreliable"
+        return "bad", f"{change}, a drop of more than {BAD_MIN_DROP:g}: predictions become unreliable"
     if quality_drop_points <= GOOD_MAX_DROP and gain:
-        return "good", (f"quality within {GOOD_MAX_DROP:g} points ({quality_drop_points:+.1f}) "
+        return "good", (f"{change}, within the {GOOD_MAX_DROP:g}-point allowance, "
                         f"with {size_ratio:.1f}x smaller / {speedup:.1f}x faster")
     if not gain:
-        return "depends on the use case", f"no real size or speed gain ({size_ratio:.2f}x size, {speedup:.2f}x speed)"
-    return "depends on the use case", (f"quality drops {quality_drop_points:.1f} points for "
-                                       f"{size_ratio:.1f}x smaller / {speedup:.1f}x faster: worth it only if speed/size matter more")
+        return "depends on the use case", (f"{change} and no real size or speed gain "
+                                           f"({size_ratio:.2f}x size, {speedup:.2f}x speed)")
+    return "depends on the use case", (f"{change} for {size_ratio:.1f}x smaller / {speedup:.1f}x faster: "
+                                       "worth it only if speed/size matter more")
+
+
+class BenchmarkTable(pd.DataFrame):
+    """A ``pandas.DataFrame`` (one row per variant) that notebooks show in a horizontally scrolling box,
+    so its many columns are never cut off at the right edge. Everything else is a plain DataFrame;
+    selections and ``.round()`` keep the scrolling display."""
+
+    @property
+    def _constructor(self):
+        return BenchmarkTable
+
+    def _repr_html_(self):
+        html = super()._repr_html_()
+        if html is None:
+            return None
+        return f'<div style="overflow-x: auto; max-width: 100%;">{html}</div>'
+
+
+def _check_variant(variant) -> None:
+    """A clear ``TypeError`` for something the benchmark cannot measure (e.g. a bare ``nn.Module``)."""
+    has_logits = callable(getattr(variant, "predict_logits", None)) or callable(getattr(variant, "logits", None))
+    if has_logits and callable(getattr(variant, "size_mb", None)):
+        return
+    hint = ""
+    if isinstance(variant, torch.nn.Module):
+        hint = (" A bare model has no tokenizer; wrap it: "
+                "course_lib.models.TextClassifier(model=model, tokenizer=tokenizer) "
+                "(the tokenizer it was trained with, e.g. teacher.tokenizer).")
+    raise TypeError(
+        f"The benchmark measures a TextClassifier (or any object with predict_logits(texts, batch_size) and "
+        f"size_mb()); got a {type(variant).__name__}.{hint}"
+    )
+
+
+def _eval_mode(variant) -> None:
+    """Put a variant's torch model in eval mode once, before it is measured (no dropout, no per-call cost)."""
+    model = getattr(variant, "model", None)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
 
 
 @dataclass
@@ -192,6 +304,10 @@ class Benchmark:
     ``latency_texts``: texts for the batch-1 timing (default: the first 100 of ``texts``).
     ``threads``: torch threads during timing (default :func:`course_lib.config.num_threads`);
     reported in every row. Runs are fewer in fast mode (COURSE_FAST=1).
+    ``class_names``: names of the classes 0..K-1 (default: ``["ham", "spam"]`` for two classes;
+    :meth:`from_frame` takes those :func:`course_lib.data.load_csv` stored). With two classes a row
+    has spam precision/recall/F1 and tn/fp/fn/tp; with more, macro and weighted averages
+    (:func:`quality`), and :meth:`per_class` / :meth:`confusion` give the per-class figures.
     """
 
     texts: list[str]
@@ -202,14 +318,23 @@ class Benchmark:
     warmup: int | None = None
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     throughput_n: int | None = None
+    class_names: list[str] | None = None
     rows: list[dict] = field(default_factory=list)
     predictions: dict[str, Predictions] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.texts = list(self.texts)
-        self.labels = [int(x) for x in self.labels]
+        labels = data.label_ids(pd.Series(list(self.labels), dtype=object), "Benchmark labels")
+        self.labels = [int(x) for x in labels]
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels.")
+        seen = max(self.labels, default=0) + 1
+        if self.class_names is None:
+            self.class_names = data.default_class_names(max(2, seen))
+        self.class_names = [str(c) for c in self.class_names]
+        if len(self.class_names) < 2 or seen > len(self.class_names):
+            raise ValueError(f"class_names {self.class_names} must name at least two classes and every label "
+                             f"(labels go up to {seen - 1}).")
         if self.latency_texts is None:
             self.latency_texts = self.texts[:100]
         self.threads = self.threads or config.num_threads()
@@ -217,10 +342,21 @@ class Benchmark:
         self.warmup = self.warmup if self.warmup is not None else config.pick(10, 3)
         self.throughput_n = self.throughput_n or config.pick(256, 64)
 
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def quality_metric(self) -> str:
+        """The headline quality column: ``"f1"`` (spam F1) for two classes, ``"macro_f1"`` for more."""
+        return headline_metric(self.num_classes)
+
     @classmethod
     def from_frame(cls, df: pd.DataFrame, **kwargs) -> "Benchmark":
-        """A benchmark on a text/label frame (e.g. ``splits.test``)."""
-        return cls(df["text"].tolist(), df["label"].astype(int).tolist(), **kwargs)
+        """A benchmark on a text/label frame (e.g. ``splits.test``); class names from ``df.attrs`` if set."""
+        if "class_names" not in kwargs and df.attrs.get("class_names"):
+            kwargs["class_names"] = list(df.attrs["class_names"])
+        return cls(df["text"].tolist(), df["label"].tolist(), **kwargs)
 
     def run(self, name: str, variant, measure_speed: bool = True, progress: bool = True, **extra) -> dict:
         """Measure ``variant``, add (or replace) its row under ``name``, and return the row.
@@ -228,21 +364,32 @@ class Benchmark:
         ``measure_speed=False`` skips latency and throughput (quality and size only).
         ``extra`` key/values (e.g. ``bits=8``) are stored in the row.
         """
+        _check_variant(variant)
+        _eval_mode(variant)
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         steps = ["quality", "size"] + (["latency", "throughput"] if measure_speed else [])
-        bar = tqdm(steps, desc=f"benchmark {name}", disable=not progress, leave=False)
+        bar = progress_bar(steps, desc=f"benchmark {name}", disable=not progress)
         try:
             row: dict = {"name": name}
             for step in bar:
                 bar.set_postfix(step=step)
                 if step == "quality":
                     pred = predict(variant, self.texts, batch_size=64)
+                    if pred.logits.shape[1] != self.num_classes:
+                        raise ValueError(
+                            f"{name} outputs {pred.logits.shape[1]} classes but the benchmark has "
+                            f"{self.num_classes} ({self.class_names}): build the model with "
+                            f"num_labels={self.num_classes} (e.g. load_teacher(num_labels={self.num_classes}))."
+                        )
                     self.predictions[name] = pred
-                    q = quality(self.labels, pred.labels)
+                    q = quality(self.labels, pred.labels, num_classes=self.num_classes)
                     cm = q.pop("confusion")
                     row.update(q)
-                    row.update({"tn": int(cm[0, 0]), "fp": int(cm[0, 1]), "fn": int(cm[1, 0]), "tp": int(cm[1, 1])})
+                    if self.num_classes == 2:
+                        row.update({"tn": int(cm[0, 0]), "fp": int(cm[0, 1]), "fn": int(cm[1, 0]), "tp": int(cm[1, 1])})
+                    else:
+                        row["classes_predicted"] = int(len(np.unique(pred.labels)))
                 elif step == "size":
                     row["size_mb"] = float(variant.size_mb())
                     params = num_parameters(variant)
@@ -264,11 +411,23 @@ class Benchmark:
         return row
 
     @property
-    def table(self) -> pd.DataFrame:
-        """All rows so far, one per variant (index = name)."""
+    def table(self) -> BenchmarkTable:
+        """All rows so far, one per variant (index = name): a DataFrame shown in a scrolling box."""
         if not self.rows:
-            return pd.DataFrame()
-        return pd.DataFrame(self.rows).set_index("name")
+            return BenchmarkTable()
+        return BenchmarkTable(pd.DataFrame(self.rows).set_index("name"))
+
+    def per_class(self, name: str) -> pd.DataFrame:
+        """Precision, recall, F1 and support of every class for the measured variant ``name`` (scikit-learn)."""
+        self.row(name)
+        return per_class(self.labels, self.predictions[name].labels, self.class_names)
+
+    def confusion(self, name: str) -> pd.DataFrame:
+        """The confusion matrix of ``name`` (rows: true class, columns: predicted), labelled with the class names."""
+        self.row(name)
+        cm = confusion_matrix(self.labels, self.predictions[name].labels, labels=list(range(self.num_classes)))
+        return pd.DataFrame(cm, index=pd.Index(self.class_names, name="true"),
+                            columns=pd.Index(self.class_names, name="predicted"))
 
     def row(self, name: str) -> dict:
         for r in self.rows:
@@ -276,14 +435,26 @@ class Benchmark:
                 return r
         raise KeyError(f"No benchmark row named {name!r}; measured so far: {[r['name'] for r in self.rows]}.")
 
-    def compare(self, baseline: str, variant: str, metric: str = "f1") -> pd.DataFrame:
-        """Deltas of ``variant`` against ``baseline`` and the rule-of-thumb verdict (see :func:`compare`)."""
-        return compare(self.row(baseline), self.row(variant), metric=metric)
+    def compare(self, baseline: str, variant: str, metric: str | None = None, interval: bool = False) -> pd.DataFrame:
+        """Deltas of ``variant`` against ``baseline`` and the rule-of-thumb verdict (see :func:`compare`);
+        ``metric`` defaults to :attr:`quality_metric`. ``interval=True``: the verdict also weighs the
+        paired bootstrap interval of the drop, computed on the kept predictions
+        (:func:`course_lib.stats.paired_bootstrap_diff`; macro metrics for more than two classes)."""
+        metric = metric or self.quality_metric
+        diff = (stats.paired_bootstrap_diff(self.labels, self.predictions[baseline].labels,
+                                            self.predictions[variant].labels, metric.replace("macro_", ""))
+                if interval else None)
+        return compare(self.row(baseline), self.row(variant), metric=metric, interval=diff)
 
     def flips(self, baseline: str, variant: str) -> pd.DataFrame:
         """The messages whose predicted label differs between two measured variants."""
         a, b = self.predictions[baseline], self.predictions[variant]
         changed = np.flatnonzero(a.labels != b.labels)
+        if self.num_classes != 2:
+            names = np.asarray(self.class_names)
+            return pd.DataFrame({"text": [self.texts[i] for i in changed],
+                                 "label": names[np.asarray(self.labels, dtype=int)[changed]],
+                                 baseline: names[a.labels[changed]], variant: names[b.labels[changed]]})
         return pd.DataFrame({
             "text": [self.texts[i] for i in changed],
             "label": [self.labels[i] for i in changed],
@@ -299,23 +470,50 @@ class Benchmark:
         return float(np.mean(a.labels == b.labels))
 
 
-def compare(baseline: dict, variant: dict, metric: str = "f1") -> pd.DataFrame:
+_COMPARED = [
+    ("accuracy", "accuracy", "points"),
+    ("precision", "precision (spam)", "points"),
+    ("recall", "recall (spam)", "points"),
+    ("f1", "F1 (spam)", "points"),
+    ("macro_precision", "precision (macro)", "points"),
+    ("macro_recall", "recall (macro)", "points"),
+    ("macro_f1", "F1 (macro)", "points"),
+    ("weighted_f1", "F1 (weighted)", "points"),
+    ("size_mb", "size", "MB"),
+    ("params_m", "parameters", "M"),
+    ("latency_ms", "latency b1 (median)", "ms"),
+    ("latency_p95_ms", "latency b1 (p95)", "ms"),
+]
+
+
+def _single_class(row: dict) -> str | None:
+    """The class a benchmark row predicts for every message ("ham", "spam", "one class"), or None."""
+    if all(k in row for k in ("tn", "fp", "fn", "tp")):
+        if row["tp"] + row["fp"] == 0:
+            return "ham"
+        if row["tn"] + row["fn"] == 0:
+            return "spam"
+        return None
+    return "one class" if row.get("classes_predicted") == 1 else None
+
+
+def compare(baseline: dict, variant: dict, metric: str | None = None, interval=None) -> pd.DataFrame:
     """A table of variant vs baseline for quality, size and speed, with the verdict.
 
-    Quality deltas are in percentage points; ``ratio`` is variant/baseline. The frame's
-    ``attrs`` hold ``verdict``, ``reason``, ``quality_drop_points``, ``size_ratio`` and ``speedup``.
+    Quality deltas are in percentage points; ``ratio`` is variant/baseline. ``metric``: the quality
+    figure the verdict uses (default ``"f1"``, or ``"macro_f1"`` for rows with more than two classes).
+    The frame's ``attrs`` hold ``verdict``, ``reason``, ``quality_drop_points``, ``size_ratio`` and
+    ``speedup``. A row that predicts the same class for every message makes the comparison say so:
+    ``"baseline predicts one class only"``, ``"both useless"``, or ``"bad"`` for such a variant.
+    ``interval``: the uncertainty of the quality drop, either ``(low, high)`` in points or the dict of
+    :func:`course_lib.stats.paired_bootstrap_diff` (a = baseline, b = variant); the verdict of two real
+    classifiers is then :func:`verdict_with_interval`'s ("within noise" when the interval includes 0)
+    and ``attrs`` also hold ``drop_low``/``drop_high``.
     """
+    metric = metric or ("f1" if "f1" in baseline else "macro_f1")
     rows = []
-    for key, label, unit in [
-        ("accuracy", "accuracy", "points"),
-        ("precision", "precision (spam)", "points"),
-        ("recall", "recall (spam)", "points"),
-        ("f1", "F1 (spam)", "points"),
-        ("size_mb", "size", "MB"),
-        ("params_m", "parameters", "M"),
-        ("latency_ms", "latency b1 (median)", "ms"),
-        ("latency_p95_ms", "latency b1 (p95)", "ms"),
-    ]:
+    labels = {key: label for key, label, _ in _COMPARED}
+    for key, label, unit in _COMPARED:
         if key not in baseline or key not in variant:
             continue
         b, v = baseline[key], variant[key]
@@ -330,7 +528,158 @@ def compare(baseline: dict, variant: dict, metric: str = "f1") -> pd.DataFrame:
         speedup = baseline["latency_ms"] / variant["latency_ms"]
     else:
         speedup = 1.0
-    v, reason = verdict(drop, size_ratio, speedup)
+    label = labels.get(metric, metric)
+    b_only, v_only = _single_class(baseline), _single_class(variant)
+    if b_only and v_only:
+        v, reason = "both useless", (f"both predict only {b_only} for every message ({label} "
+                                     f"{baseline[metric]:.3f} and {variant[metric]:.3f}): neither is a classifier, "
+                                     "so their difference means nothing; train a real model first")
+    elif b_only:
+        v, reason = "baseline predicts one class only", (
+            f"the baseline predicts only {b_only} for every message ({label} {baseline[metric]:.3f}): any model "
+            "looks good next to it; compare against a real baseline (e.g. the fine-tuned teacher or TF-IDF + LR)")
+    elif v_only:
+        v, reason = "bad", (f"the variant predicts only {v_only} for every message ({label} "
+                            f"{variant[metric]:.3f}): it has stopped classifying")
+    else:
+        v, reason = verdict(drop, size_ratio, speedup, metric_label=label)
     table.attrs.update({"verdict": v, "reason": reason, "quality_drop_points": drop,
                         "size_ratio": size_ratio, "speedup": speedup})
+    if interval is not None:  # a one-class model keeps its verdict above; the interval is still reported
+        low, high = ((-100 * interval["high"], -100 * interval["low"]) if isinstance(interval, dict)
+                     else (float(interval[0]), float(interval[1])))
+        table.attrs.update({"drop_low": low, "drop_high": high})
+        if not (b_only or v_only):
+            v, reason = verdict_with_interval(drop, low, high, size_ratio, speedup)
+            table.attrs.update({"verdict": v, "reason": reason})
     return table
+
+
+def verdict_with_interval(quality_drop_points: float, drop_low: float, drop_high: float,
+                          size_ratio: float, speedup: float) -> tuple[str, str]:
+    """The rule of thumb of :func:`verdict`, told by the interval of the drop.
+
+    ``quality_drop_points``: baseline minus variant in percentage points; ``drop_low``/``drop_high``:
+    the interval of that drop (e.g. from :func:`course_lib.stats.paired_bootstrap_diff`), in points.
+    ``size_ratio``: baseline MB / variant MB; ``speedup``: baseline latency / variant latency.
+
+    - the interval spans 0: **within noise** (this test set cannot tell the two apart); the reason
+      gives the gains, and warns when the interval still allows a drop above the "bad" line;
+    - the interval lies above the "bad" line (5 points): **bad**;
+    - otherwise the drop is real (or a real gain) and the rule of thumb applies to it as it is.
+    """
+    if drop_low > drop_high:
+        raise ValueError(f"drop_low ({drop_low}) is above drop_high ({drop_high}); pass the interval in order.")
+    interval = f"[{drop_low:+.1f}, {drop_high:+.1f}] points"
+    gains = f"{size_ratio:.1f}x smaller / {speedup:.1f}x faster"
+    if drop_low <= 0 <= drop_high:
+        reason = f"the quality drop {quality_drop_points:+.1f} has interval {interval}, which includes 0: {gains}"
+        if drop_high > BAD_MIN_DROP:
+            reason += f"; but a drop of up to {drop_high:.1f} points is not ruled out: evaluate on more messages"
+        return "within noise", reason
+    if drop_low > BAD_MIN_DROP:
+        return "bad", f"even the interval's best case {interval} drops more than {BAD_MIN_DROP:g} points"
+    label, reason = verdict(quality_drop_points, size_ratio, speedup)
+    return label, f"{reason} (drop interval {interval}, excludes 0)"
+
+# --------------------------------------------------------------------------- operations: memory, cold start, throughput
+
+def throughput_curve(variant, texts: Sequence[str], batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
+                     threads: int | None = None) -> pd.DataFrame:
+    """Samples per second at each batch size (:func:`throughput`) as a frame with ``batch_size``,
+    ``samples_per_s`` and ``threads`` (torch fixed to ``threads``, default :func:`config.num_threads`;
+    reported as the model's own where it keeps one, as in :func:`latency_ms`)."""
+    threads = int(threads or config.num_threads())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        per_batch = throughput(variant, list(texts), batch_sizes)
+    finally:
+        torch.set_num_threads(previous)
+    return pd.DataFrame({"batch_size": list(per_batch), "samples_per_s": list(per_batch.values()),
+                         "threads": int(getattr(variant, "threads", threads))})
+
+
+
+
+def _memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB: VmRSS/VmHWM of /proc/self/status on Linux;
+    elsewhere ru_maxrss (KiB on Linux, bytes on macOS) for both, the peak since the process started."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        current, peak = (int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) * 1024 / 1e6 for k in ("VmRSS", "VmHWM"))
+        return current, peak
+    except (OSError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
+        return peak, peak
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS to its current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _serve() -> None:
+    """Runs in a fresh process (see :func:`serving_footprint`): reads (load, texts, batch size, threads)
+    from stdin, measures, and prints the result as JSON."""
+    start = time.perf_counter()
+    import transformers.models.bert.modeling_bert  # noqa: F401  the library code every workbook model needs
+    from transformers import BertTokenizerFast  # noqa: F401  is part of the baseline, not of the model
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    import_s = time.perf_counter() - start
+    load, texts, batch_size, threads = pickle.loads(sys.stdin.buffer.read())
+    torch.set_num_threads(threads)
+    reset = _reset_peak()
+    baseline = _memory_mb()[0]
+    start = time.perf_counter()
+    clf = load()
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    clf.predict_logits(list(texts[:batch_size]), batch_size=batch_size)
+    first_ms = (time.perf_counter() - start) * 1000
+    clf.predict_logits(list(texts), batch_size=batch_size)
+    method = "VmHWM reset after imports" if reset else "ru_maxrss since start (hides a model below the import peak)"
+    print(json.dumps({"baseline_mb": baseline, "peak_mb": _memory_mb()[1], "import_s": import_s,
+                      "load_s": load_s, "first_call_ms": first_ms, "method": method}))
+
+
+def serving_footprint(load: Callable, texts: Sequence[str], batch_size: int = 1, threads: int | None = None,
+                      timeout_s: float = 600) -> dict:
+    """Peak resident memory and cold start of serving a model, measured in a fresh Python process.
+
+    ``load``: a zero-argument function that returns the model, e.g.
+    ``functools.partial(models.load_classifier, key)`` (it is sent to the new process, so it must be
+    a module-level function of an importable module or a partial of one, not a lambda). The new process
+    imports the libraries (torch, transformers' BERT code, ONNX Runtime: ``import_s``), resets its peak RSS to the current one (``baseline_mb``; Linux >= 4.0,
+    ``method`` says how it was measured), times ``load()`` (``load_s``, cold start from the cache folder;
+    the operating system may still hold the file in its page cache) and the first call
+    (``first_call_ms``), predicts ``texts`` at ``batch_size``, then reads the peak RSS (``peak_mb``).
+    ``serving_mb = peak_mb − baseline_mb`` is what serving this model costs: weights, activations,
+    tokenizer. A fresh process because the notebook's own memory holds other models and the freed
+    leftovers of training.
+    """
+    threads = int(threads or config.num_threads())
+    try:
+        payload = pickle.dumps((load, list(texts), int(batch_size), threads))
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError("load must be a module-level function or functools.partial of one "
+                        f"(it runs in a new process); got {load!r}.") from exc
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", "from course_lib.evaluate import _serve; _serve()"], input=payload,
+                          capture_output=True, timeout=timeout_s, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"serving_footprint: the fresh process failed:\n{done.stderr.decode()[-2000:]}")
+    out = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return {**out, "serving_mb": out["peak_mb"] - out["baseline_mb"], "batch_size": int(batch_size),
+            "threads": threads, "texts": len(texts)}

@@ -54,6 +54,11 @@ def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
     if name_or_path is None or str(name_or_path) in {"packaged", TEACHER_HUB_NAME}:
         return str(packaged_teacher_path())
     text = str(name_or_path)
+    if not text.strip():
+        raise ValueError(
+            "An empty model name was given. Call load_teacher() with no name (or None) for the packaged "
+            f"all-MiniLM-L6-v2, or pass a hub name such as {TEACHER_HUB_NAME!r} or a folder written by save_pretrained()."
+        )
     path = Path(text).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -101,8 +106,13 @@ class TextClassifier:
     """A sequence-classification model together with its tokenizer.
 
     ``model`` is any module whose forward takes ``input_ids``/``attention_mask`` and
-    returns an object with ``.logits`` of shape (batch, 2) — a transformers model,
+    returns an object with ``.logits`` of shape (batch, num_labels) — a transformers model,
     or one that quantization or pruning produced from it.
+
+    The model is put in eval mode once, when the classifier is built (and again by :meth:`logits`
+    only if training left it in train mode): calling ``model.eval()`` on every prediction walks every
+    submodule and costs a tiny model a noticeable share of its latency. Training code sets
+    ``model.train()`` itself (:func:`course_lib.train.fine_tune` does).
     """
 
     model: torch.nn.Module
@@ -110,6 +120,11 @@ class TextClassifier:
     max_length: int = DEFAULT_MAX_LENGTH
     name: str = "model"
     meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, torch.nn.Module):
+            raise TypeError(f"TextClassifier(model=...) needs a torch.nn.Module, got {type(self.model).__name__}.")
+        self.model.eval()
 
     def encode(self, texts: Sequence[str]) -> dict:
         """Tokenize ``texts`` (padded to the longest, truncated to ``max_length`` tokens)."""
@@ -128,7 +143,8 @@ class TextClassifier:
         num_labels = int(getattr(getattr(self.model, "config", None), "num_labels", 2))
         if not texts:
             return np.zeros((0, num_labels), dtype=np.float32)
-        self.model.eval()
+        if self.model.training:  # left in train mode (e.g. mid fine-tuning): predict without dropout
+            self.model.eval()
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
@@ -144,16 +160,22 @@ class TextClassifier:
         return self.logits(texts, batch_size=batch_size)
 
     def num_parameters(self) -> int:
-        """Number of parameters (packed quantized weights counted by their element count)."""
+        """Number of parameters: weights and biases, packed quantized ones counted by their element count."""
         total = sum(p.numel() for p in self.model.parameters())
-        for module in self.model.modules():  # dynamically quantized Linear layers keep weights outside parameters()
-            weight_fn = getattr(module, "weight", None)
-            if callable(weight_fn) and not isinstance(module, torch.nn.Linear):
+        for module in self.model.modules():
+            # dynamically quantized Linear layers keep weight and bias outside parameters(), behind methods
+            if isinstance(module, torch.nn.Linear):
+                continue
+            for attr in ("weight", "bias"):
+                fn = getattr(module, attr, None)
+                if not callable(fn):
+                    continue
                 try:
-                    w = weight_fn()
-                    total += w.numel()
-                except Exception:  # noqa: BLE001
-                    pass
+                    tensor = fn()
+                except Exception:  # noqa: BLE001 - not a packed-parameter accessor
+                    continue
+                if isinstance(tensor, torch.Tensor):
+                    total += tensor.numel()
         return int(total)
 
     def size_mb(self) -> float:
@@ -337,6 +359,65 @@ def load_classifier(key_or_path: str | os.PathLike) -> TextClassifier:
     )
 
 
+# --------------------------------------------------------------------------- projection layers (Linear, GPT-2's Conv1D)
+
+
+def _conv1d_class():
+    """transformers' ``Conv1D`` (GPT-2's projections: a Linear whose weight is stored transposed, (in, out))."""
+    from transformers.pytorch_utils import Conv1D
+
+    return Conv1D
+
+
+def projection_layers(model: torch.nn.Module, include_embeddings: bool = False) -> list[tuple[str, torch.nn.Module, int]]:
+    """``(name, module, output_axis)`` of every layer that multiplies by a weight matrix: ``nn.Linear``
+    (weight (out, in): axis 0), transformers' ``Conv1D`` (GPT-2; weight (in, out): axis 1) and, with
+    ``include_embeddings``, ``nn.Embedding`` (axis 0: one row per token). ``output_axis`` is the axis
+    with one slice per output channel (per-channel quantization scales along it).
+
+    Layers whose weights these kinds do not cover (``nn.MultiheadAttention``'s ``in_proj_weight``,
+    convolutions) raise ``TypeError``: a compression that skipped them would report a precision or
+    sparsity the model does not have.
+    """
+    conv1d = _conv1d_class()
+    unsupported = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+                   if isinstance(m, (torch.nn.MultiheadAttention, torch.nn.modules.conv._ConvNd))]
+    if unsupported:
+        raise TypeError(
+            f"{len(unsupported)} layer(s) hold weights this workbook's quantization cannot reach: "
+            f"{unsupported[:3]}. Only nn.Linear, transformers' Conv1D and nn.Embedding are handled; "
+            "use a model built from those (BERT, DistilBERT, RoBERTa, GPT-2 ...)."
+        )
+    layers = []
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            layers.append((name, m, 0))
+        elif isinstance(m, conv1d):
+            layers.append((name, m, 1))
+        elif include_embeddings and isinstance(m, torch.nn.Embedding):
+            layers.append((name, m, 0))
+    return layers
+
+
+def conv1d_to_linear(model: torch.nn.Module) -> int:
+    """Replace every transformers ``Conv1D`` in ``model`` (in place) by the equivalent ``nn.Linear``
+    (weight transposed to (out, in), same bias): same outputs, and back-ends that only know
+    ``nn.Linear`` (PyTorch dynamic int8) can then quantize it. Returns how many were replaced."""
+    conv1d = _conv1d_class()
+    names = [name for name, m in model.named_modules() if isinstance(m, conv1d)]
+    for name in names:
+        conv = model.get_submodule(name)
+        n_in, n_out = conv.weight.shape
+        linear = torch.nn.Linear(n_in, n_out, bias=conv.bias is not None,
+                                 device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(conv.weight.t())
+            if conv.bias is not None:
+                linear.bias.copy_(conv.bias)
+        _set_submodule(model, name, linear)
+    return len(names)
+
+
 # --------------------------------------------------------------------------- wrapping compressed models
 
 
@@ -355,9 +436,18 @@ def rewrap(clf: "TextClassifier | None", model: torch.nn.Module, suffix: str, in
     ``info`` in ``meta[meta_key]``); the bare module when ``clf`` is None."""
     if clf is None:
         return model
-    meta = {**(clf.meta or {}), meta_key: info}
     return TextClassifier(model=model, tokenizer=clf.tokenizer, max_length=clf.max_length,
-                          name=f"{clf.name} · {suffix}", meta=meta)
+                          name=f"{clf.name} · {suffix}", meta=derived_meta(clf, **{meta_key: info}))
+
+
+def derived_meta(clf: "TextClassifier", **extra) -> dict:
+    """``clf.meta`` for a model DERIVED from ``clf`` (compressed, trimmed, pruned): its cache ``key``
+    becomes ``derived_from``, so the new model is never mistaken for the cached one (fingerprints,
+    cached logits); ``extra`` entries are added."""
+    meta = {k: v for k, v in (clf.meta or {}).items() if k != "key"}
+    if (clf.meta or {}).get("key"):
+        meta["derived_from"] = clf.meta["key"]
+    return {**meta, **extra}
 
 
 # --------------------------------------------------------------------------- fingerprints and cached logits

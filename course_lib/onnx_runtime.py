@@ -17,6 +17,7 @@ Exported files are cached in ``cache_dir()/onnx/<key>/`` keyed by the source mod
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -76,7 +77,7 @@ class OnnxClassifier:
         return {k: enc[k].astype(np.int64) for k in self.input_names if k in enc}
 
     def logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
-        """Logits, float32 (len(texts), 2), in the order given (texts grouped by length, as TextClassifier)."""
+        """Logits, float32 (len(texts), num_classes), in the order given (texts grouped by length, as TextClassifier)."""
         from .data import check_texts
 
         texts = check_texts(texts)
@@ -118,11 +119,35 @@ class OnnxClassifier:
         return self._params
 
 
+class _LogitsByName(torch.nn.Module):
+    """Calls a transformers classifier with its inputs BY NAME and returns only the logits.
+
+    Passed by position, ``attention_mask`` lands in another parameter for some models (GPT-2's
+    second one is ``past_key_values``); the key/value cache is switched off where the model has one."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.extra = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **self.extra).logits
+
+
+def _check_classifier(clf, what: str) -> None:
+    if not (hasattr(clf, "model") and hasattr(clf, "tokenizer") and hasattr(clf, "encode")):
+        raise TypeError(
+            f"{what} needs a TextClassifier (model + tokenizer), got a {type(clf).__name__}. Wrap a bare "
+            "model: course_lib.models.TextClassifier(model=model, tokenizer=tokenizer)."
+        )
+
+
 def export_onnx(clf, path, opset: int = OPSET) -> Path:
-    """Export ``clf.model`` (inputs ``input_ids``, ``attention_mask``; output ``logits``) to ``path``,
-    with dynamic batch and sequence axes. The dummy batch has padding, so the traced graph applies the
-    attention mask for every input."""
-    model = clf.model.eval()
+    """Export ``clf.model`` (inputs ``input_ids``, ``attention_mask``, passed by name; output ``logits``)
+    to ``path``, with dynamic batch and sequence axes. The dummy batch has padding, so the traced graph
+    applies the attention mask for every input."""
+    _check_classifier(clf, "export_onnx")
+    model = _LogitsByName(clf.model.eval())
     enc = clf.encode(_DUMMY_TEXTS)
     path = Path(path)
     with warnings.catch_warnings(), torch.no_grad():
@@ -196,6 +221,7 @@ def export_cached(clf, per_channel: bool = True) -> tuple[Path, Path]:
 
 def onnx_variants(clf, threads: int | None = None) -> tuple[OnnxClassifier, OnnxClassifier]:
     """ONNX Runtime fp32 and int8 (per-channel, dynamic) variants of ``clf``, ready for the benchmark."""
+    _check_classifier(clf, "onnx_variants")
     fp32, int8 = export_cached(clf)
     common = dict(tokenizer=clf.tokenizer, max_length=clf.max_length, threads=threads)
     return (OnnxClassifier(fp32, name=f"{clf.name} · ONNX Runtime fp32", meta={"kind": "onnx_fp32"}, **common),

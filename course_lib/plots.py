@@ -23,32 +23,58 @@ def _axes(ax=None, figsize=(5, 4)):
     return ax
 
 
-def confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]], title: str = "", ax=None):
-    """Draw a 2x2 confusion matrix [[TN, FP], [FN, TP]] with counts (rows: true, columns: predicted)."""
-    ax = _axes(ax, (3.6, 3.2))
-    ConfusionMatrixDisplay(np.asarray(cm), display_labels=list(CLASS_NAMES)).plot(
-        ax=ax, colorbar=False, cmap="Blues", values_format="d"
+def confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]] | pd.DataFrame, title: str = "", ax=None,
+                     class_names: Sequence[str] | None = None):
+    """Draw a K×K confusion matrix with counts (rows: true class, columns: predicted).
+
+    For two classes that is [[TN, FP], [FN, TP]] labelled ham / spam. ``class_names`` label the
+    classes (default: ham / spam for 2×2, the frame's index for a DataFrame such as
+    ``Benchmark.confusion(name)``, else "class 0", "class 1", ...).
+    """
+    if isinstance(cm, pd.DataFrame) and class_names is None:
+        class_names = [str(c) for c in cm.index]
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix is square (K×K); got shape {cm.shape}.")
+    k = cm.shape[0]
+    if class_names is None:
+        class_names = list(CLASS_NAMES) if k == 2 else [f"class {i}" for i in range(k)]
+    if len(class_names) != k:
+        raise ValueError(f"{len(class_names)} class names for a {k}×{k} confusion matrix.")
+    side = max(3.6, 0.9 * k + 1.4)
+    ax = _axes(ax, (side, side * 0.9))
+    ConfusionMatrixDisplay(cm, display_labels=list(class_names)).plot(
+        ax=ax, colorbar=False, cmap="Blues", values_format="d", xticks_rotation=45 if k > 3 else "horizontal"
     )
     ax.set_title(title)
     return ax
 
 
 def confusion_matrices(benchmark, names: Sequence[str] | None = None):
-    """Confusion matrices of several benchmark rows side by side; returns the figure."""
+    """Confusion matrices of several benchmark rows side by side (class names from the benchmark); returns the figure."""
     names = list(names or [r["name"] for r in benchmark.rows])
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), squeeze=False)
+    k = benchmark.num_classes
+    side = max(3.4, 0.9 * k + 1.2)
+    fig, axes = plt.subplots(1, len(names), figsize=(side * len(names), side * 0.95), squeeze=False)
     for ax, name in zip(axes[0], names):
-        r = benchmark.row(name)
-        confusion_matrix([[r["tn"], r["fp"]], [r["fn"], r["tp"]]], title=name, ax=ax)
+        confusion_matrix(benchmark.confusion(name), title=name, ax=ax)
     fig.tight_layout()
     return fig
 
 
-def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "precision", "recall", "f1"),
+BINARY_METRICS = ("accuracy", "precision", "recall", "f1")
+MULTICLASS_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")
+
+
+def metric_bars(table: pd.DataFrame, metrics: Sequence[str] | None = None,
                 ax=None, ylim: tuple[float, float] | None = None):
-    """Grouped bars of quality metrics, one group per metric, one bar per variant (table index)."""
+    """Grouped bars of quality metrics, one group per metric, one bar per variant (table index).
+
+    Default metrics: accuracy and spam precision/recall/F1 for two classes, the macro and weighted
+    averages for a benchmark with more classes."""
     ax = _axes(ax, (7, 3.5))
-    metrics = [m for m in metrics if m in table.columns]
+    multiclass = "macro_f1" in table.columns and "f1" not in table.columns
+    metrics = [m for m in (metrics or (MULTICLASS_METRICS if multiclass else BINARY_METRICS)) if m in table.columns]
     width = 0.8 / max(1, len(table))
     x = np.arange(len(metrics))
     for i, (name, row) in enumerate(table.iterrows()):
@@ -58,7 +84,7 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "prec
     ax.set_xticks(x + width * (len(table) - 1) / 2, metrics)
     low = min(float(table[m].min()) for m in metrics) if metrics else 0.0
     ax.set_ylim(*(ylim or (max(0.0, low - 0.1), 1.02)))
-    ax.set_ylabel("score (spam = positive class)")
+    ax.set_ylabel("score (averaged over classes)" if multiclass else "score (spam = positive class)")
     ax.legend(fontsize=8, loc="lower right")
     return ax
 
@@ -68,8 +94,13 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
     """Each variant as a bubble: x = batch-1 latency (ms), y = quality, area ∝ size on disk (MB).
 
     The picture every chapter extends: the best variants sit top-left with small bubbles.
+    A table with more than two classes has no spam ``f1``: its ``macro_f1`` is used instead.
+    Labels ("name / MB") are placed so that no two overlap, nor cover another variant's
+    centre (see :func:`place_labels`), with a thin line to their bubble when moved away.
     """
     ax = _axes(ax, (7, 4.5))
+    if quality == "f1" and "f1" not in table.columns and "macro_f1" in table.columns:
+        quality = "macro_f1"
     data = table.dropna(subset=[quality, latency, size])
     if data.empty:
         ax.text(0.5, 0.5, "no measured variants yet", ha="center", va="center", transform=ax.transAxes)
@@ -78,18 +109,93 @@ def bubble_chart(table: pd.DataFrame, quality: str = "f1", latency: str = "laten
     areas = 2000.0 * data[size] / biggest
     colors = plt.cm.tab10(np.arange(len(data)) % 10)
     ax.scatter(data[latency], data[quality], s=areas, c=colors, alpha=0.55, edgecolors="black")
-    for (name, row), color in zip(data.iterrows(), colors):
-        ax.annotate(f"{name}\n{row[size]:.1f} MB", (row[latency], row[quality]), fontsize=8,
-                    xytext=(8, -4), textcoords="offset points")
     ax.set_xlabel("latency at batch 1, median (ms)")
-    ax.set_ylabel(f"{quality} (spam)" if quality in {"f1", "precision", "recall"} else quality)
+    ax.set_ylabel(f"{quality} (spam)" if quality in {"f1", "precision", "recall"} else quality.replace("_", " "))
     ax.set_xlim(0, float(data[latency].max()) * 1.35)
     lo, hi = float(data[quality].min()), float(data[quality].max())
     pad = max(0.02, (hi - lo) * 0.3)
     ax.set_ylim(lo - pad, min(1.0 + pad / 4, hi + pad))
     ax.set_title(title + " (bubble area ∝ MB)")
     ax.grid(alpha=0.3)
+    labels = [f"{name}\n{row[size]:.1f} MB" for name, row in data.iterrows()]
+    place_labels(ax, list(zip(data[latency].astype(float), data[quality].astype(float))), labels, colors)
     return ax
+
+
+# offsets tried around a point, in points: near first, right before left, level before above/below
+_LABEL_RADII = (9, 20, 32, 46, 62, 80, 100)
+_LABEL_ANGLES = (0, -35, 35, 180, -145, 145, -70, 70, -110, 110, 90, -90)
+
+
+def _renderer(fig):
+    canvas = fig.canvas
+    return canvas.get_renderer() if hasattr(canvas, "get_renderer") else fig._get_renderer()
+
+
+def place_labels(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], colors=None,
+                 fontsize: float = 8) -> list:
+    """Annotate each (x, y) data point with its label so that no two labels' text boxes overlap.
+
+    Greedy: for each point in turn, the first offset (``_LABEL_RADII`` × ``_LABEL_ANGLES``, in
+    points) where the text box, measured by the figure's renderer, stays inside the axes and
+    clear of every label placed so far and of every other point's centre. A label moved away
+    from its point gets a thin line to it. A label that finds no free place (a very crowded
+    chart) goes to a legend below the axes instead, with its number next to the point where
+    one fits. Measured for the axes as they are now: resizing them later can move labels
+    into each other. Returns the annotations placed (``matplotlib.text.Annotation``).
+    """
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = _renderer(fig)
+    centres = [ax.transData.transform(p) for p in points]
+    px = fig.dpi / 72.0  # display pixels per point
+    guard = 3 * px
+    dots = [Bbox.from_extents(cx - guard, cy - guard, cx + guard, cy + guard) for cx, cy in centres]
+    frame = ax.get_window_extent(renderer)
+    placed, out, crowded = [], [], []
+    colors = list(colors) if colors is not None else ["black"] * len(points)
+
+    def put(i: int, text: str, **style):
+        """Annotate point i with text at the first free offset; None if there is none."""
+        x, y = points[i]
+        others = [d for j, d in enumerate(dots) if j != i]
+        for r in _LABEL_RADII:
+            for angle in _LABEL_ANGLES:
+                dx, dy = r * np.cos(np.radians(angle)), r * np.sin(np.radians(angle))
+                ha = "left" if dx > 1 else "right" if dx < -1 else "center"
+                va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
+                line = dict(arrowprops=dict(arrowstyle="-", color=colors[i], lw=0.7, shrinkA=0, shrinkB=2)) \
+                    if r > _LABEL_RADII[0] else {}
+                ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                                  fontsize=fontsize, **line, **style)
+                ann.update_positions(renderer)  # where the text goes (done at draw time otherwise)
+                box = Text.get_window_extent(ann, renderer).expanded(1.04, 1.08)
+                inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+                if inside and not any(box.overlaps(b) for b in placed + others):
+                    placed.append(box)
+                    return ann
+                ann.remove()
+        return None
+
+    for i, text in enumerate(labels):
+        ann = put(i, text)
+        if ann is None:
+            crowded.append(i)
+        else:
+            out.append(ann)
+    if crowded:  # a number near the point (where one fits), the name in a legend under the axes
+        from matplotlib.lines import Line2D
+
+        handles = []
+        for n, i in enumerate(crowded, 1):
+            put(i, str(n), fontweight="bold")
+            handles.append(Line2D([], [], marker="o", linestyle="", color=colors[i],
+                                  label=f"{n}: " + labels[i].replace("\n", ", ")))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=fontsize,
+                  ncol=2, frameon=False)
+    return out
 
 
 def threshold_curves(table: pd.DataFrame, threshold: float | None = None, ax=None):

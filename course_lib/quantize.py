@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .config import one_thread
-from .models import rewrap, unwrap
+from .models import conv1d_to_linear, projection_layers, rewrap, unwrap
 
 MIN_BITS, MAX_BITS = 2, 8
 SCHEMES = ("symmetric", "asymmetric")
@@ -220,30 +220,29 @@ def _error_stats(x: torch.Tensor, qt: QuantizedTensor) -> dict:
 # --------------------------------------------------------------------------- whole models
 
 
-def _quantized_weights(model: torch.nn.Module, include_embeddings: bool) -> list[tuple[str, torch.nn.Module]]:
-    kinds = (torch.nn.Linear, torch.nn.Embedding) if include_embeddings else (torch.nn.Linear,)
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
-
-
 def fake_quantize_model(model_or_clf, bits: int, scheme: str = "symmetric", granularity: str = "per_tensor",
                         include_embeddings: bool = False):
-    """A NEW model (deep copy) whose every ``nn.Linear`` weight (and, optionally, every
-    ``nn.Embedding`` table) is fake-quantized to ``bits`` bits; the original is left untouched.
+    """A NEW model (deep copy) whose every ``nn.Linear`` and transformers ``Conv1D`` weight (GPT-2's
+    projections) and, optionally, every ``nn.Embedding`` table is fake-quantized to ``bits`` bits;
+    the original is left untouched.
 
-    Per-channel uses axis 0: one scale per output neuron of a Linear, one per token row of an
-    embedding table. Biases, LayerNorms and (by default) embeddings stay fp32 — as in PyTorch's
-    dynamic quantization. Pass a :class:`~course_lib.models.TextClassifier` to get one back (same
-    tokenizer, name suffixed with the settings), or a bare module to get a module.
+    Per-channel uses one scale per output channel: axis 0 of a Linear weight (out, in), axis 1 of a
+    Conv1D weight (in, out), one per token row of an embedding table. Biases, LayerNorms and (by
+    default) embeddings stay fp32 — as in PyTorch's dynamic quantization. A layer kind it cannot
+    reach raises ``TypeError`` (see :func:`course_lib.models.projection_layers`). Pass a
+    :class:`~course_lib.models.TextClassifier` to get one back (same tokenizer, name suffixed with the
+    settings; ``meta["quantization"]["layers"]`` counts the quantized layers), or a bare module.
     """
     bits = check_settings(bits, scheme, granularity)
     clf, model = unwrap(model_or_clf)
     new = copy.deepcopy(model)
+    layers = projection_layers(new, include_embeddings)
     with torch.no_grad(), one_thread():
-        for _, module in _quantized_weights(new, include_embeddings):
-            module.weight.copy_(fake_quantize(module.weight, bits, scheme, granularity, axis=0))
+        for _, module, axis in layers:
+            module.weight.copy_(fake_quantize(module.weight, bits, scheme, granularity, axis=axis))
     new.eval()
     info = {"bits": bits, "scheme": scheme, "granularity": granularity, "include_embeddings": include_embeddings,
-            "kind": "fake"}
+            "kind": "fake", "layers": len(layers)}
     suffix = f"fake int{bits} {scheme} {granularity.replace('_', '-')}" + (" +emb" if include_embeddings else "")
     return rewrap(clf, new, suffix, info)
 
@@ -257,11 +256,11 @@ def packed_size_parts(model_or_clf, bits: int, scheme: str = "symmetric", granul
     """
     bits = check_settings(bits, scheme, granularity)
     _, model = unwrap(model_or_clf)
-    targets = {id(m.weight) for _, m in _quantized_weights(model, include_embeddings)}
+    axes = {id(m.weight): axis for _, m, axis in projection_layers(model, include_embeddings)}
     by_ptr = {}
     for name, p in model.named_parameters():
-        if id(p) in targets:
-            by_ptr[(p.data_ptr(), tuple(p.shape))] = p
+        if id(p) in axes:
+            by_ptr[(p.data_ptr(), tuple(p.shape))] = axes[id(p)]
     parts = {"weights": 0, "scales": 0, "rest": 0}
     seen = set()
     for key, t in model.state_dict(keep_vars=True).items():
@@ -273,7 +272,7 @@ def packed_size_parts(model_or_clf, bits: int, scheme: str = "symmetric", granul
         seen.add(ident)
         if (t.data_ptr(), tuple(t.shape)) in by_ptr and torch.is_floating_point(t):
             parts["weights"] += math.ceil(t.numel() * bits / 8)
-            n_scales = t.shape[0] if granularity == "per_channel" else 1
+            n_scales = t.shape[by_ptr[(t.data_ptr(), tuple(t.shape))]] if granularity == "per_channel" else 1
             parts["scales"] += n_scales * (4 + (1 if scheme == "asymmetric" else 0))
         else:
             parts["rest"] += t.numel() * t.element_size()
@@ -297,19 +296,30 @@ def pytorch_dynamic_int8(model_or_clf):
         torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
     Linear weights are stored as int8 (per-tensor, symmetric); activations are quantized on the fly
-    for each matmul ("dynamic"); embeddings, LayerNorms and biases stay fp32. Returns a new
-    classifier/module (the original is untouched). In torch ≥ 2.9 this API (``torch.ao.quantization``)
+    for each matmul ("dynamic"); embeddings, LayerNorms and biases stay fp32. PyTorch's dynamic
+    quantization only knows ``nn.Linear``: GPT-2's ``Conv1D`` projections are first converted to the
+    equivalent ``nn.Linear`` (:func:`course_lib.models.conv1d_to_linear`), so they are int8 too;
+    ``meta["quantization"]`` says how many (``converted_conv1d``) and how many layers are int8
+    (``layers``). Works on a deep copy: the original's weights and train/eval mode are untouched.
+    Other layer kinds with weights raise ``TypeError``. In torch ≥ 2.9 this API (``torch.ao.quantization``)
     is deprecated in favour of torchao's ``quantize_(model, Int8DynamicActivationInt8WeightConfig())``;
     the deprecation warnings are silenced here (the notebook shows them).
     """
     clf, model = unwrap(model_or_clf)
-    model.eval()
+    projection_layers(model)  # refuses layer kinds that would silently stay fp32
+    work = copy.deepcopy(model).eval()
+    converted = conv1d_to_linear(work)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning, message=".*quantiz.*")
-        qmodel = torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        qmodel = torch.quantization.quantize_dynamic(work, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    left = [name for name, m in qmodel.named_modules() if type(m) is torch.nn.Linear]
+    if left:
+        raise RuntimeError(f"PyTorch dynamic quantization left {len(left)} Linear layer(s) in fp32: {left[:3]}.")
+    layers = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in qmodel.modules())
     return rewrap(clf, qmodel, "PyTorch dynamic int8",
-                   {"kind": "pytorch_dynamic", "dtype": "qint8", "engine": torch.backends.quantized.engine})
+                   {"kind": "pytorch_dynamic", "dtype": "qint8", "engine": torch.backends.quantized.engine,
+                    "layers": layers, "converted_conv1d": converted})
 
 
 def cast_classifier(model_or_clf, dtype: torch.dtype):

@@ -52,9 +52,11 @@ def small_bert(
     dropout: float = 0.1,
     seed: int = 0,
     name: str | None = None,
+    num_labels: int = 2,
 ) -> TextClassifier:
     """A randomly initialised BERT classifier of the given shape, with ``tokenizer`` (default: the teacher's).
 
+    ``num_labels``: the number of classes (2 for spam / ham; your own data may have more).
     ``hidden`` must be a multiple of ``heads``. The vocabulary size is the tokenizer's
     (30,522 for the teacher's), position embeddings cover ``max_length`` tokens.
     """
@@ -64,6 +66,8 @@ def small_bert(
         raise ValueError(f"layers, hidden, heads and intermediate must be positive; got {layers}, {hidden}, {heads}, {intermediate}.")
     if hidden % heads:
         raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads}).")
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
+        raise ValueError(f"num_labels must be a whole number of classes, at least 2; got {num_labels!r}.")
     tokenizer = tokenizer if tokenizer is not None else _teacher_tokenizer()
     cfg = BertConfig(
         vocab_size=len(tokenizer),
@@ -75,7 +79,7 @@ def small_bert(
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         pad_token_id=tokenizer.pad_token_id or 0,
-        num_labels=2,
+        num_labels=num_labels,
     )
     config.seed_everything(seed)
     with models._quiet_transformers():
@@ -186,8 +190,8 @@ def trim_vocabulary(clf: TextClassifier, texts: Iterable[str], min_count: int = 
     model.config.vocab_size = len(keep)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
-    meta = {**(clf.meta or {}), "trimmed_vocab": {"kept": len(keep), "original": int(old.num_embeddings),
-                                                 "corpus_texts": len(texts), "min_count": min_count}}
+    meta = models.derived_meta(clf, trimmed_vocab={"kept": len(keep), "original": int(old.num_embeddings),
+                                                 "corpus_texts": len(texts), "min_count": min_count})
     return TextClassifier(model=model, tokenizer=tokenizer, max_length=clf.max_length,
                           name=name or f"{clf.name} (trimmed vocab)", meta=meta)
 

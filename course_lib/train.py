@@ -21,11 +21,11 @@ from typing import Callable, Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import config, data, models
-from .evaluate import Predictions, predict, quality, softmax  # noqa: F401 - also train.predict / .softmax
+from .evaluate import Predictions, headline_metric, predict, quality, softmax  # noqa: F401 - also train.predict / .softmax
 from .models import TextClassifier
+from .progress import progress_bar
 
 
 def length_bucketed_batches(
@@ -105,12 +105,17 @@ def fine_tune(
     it must return the mean over the rows it is given. A batch longer than ``max_tokens``
     padded tokens is run as micro-batches (see :func:`micro_batches`), each loss weighted by its
     share of the batch, so the update equals the whole batch's and peak memory stays bounded.
-    Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``),
-    ``seconds`` (wall time) and ``steps``.
+    Labels are class ids below the model's ``config.num_labels`` (any number of classes).
+    Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``: spam F1 for two
+    classes, macro F1 for more), ``seconds`` (wall time) and ``steps``.
     """
     from transformers import get_linear_schedule_with_warmup
 
-    train_df = data.validate(train_df, "train_df")
+    num_labels = int(getattr(getattr(clf.model, "config", None), "num_labels", 2))
+    train_df = data.validate(train_df, "train_df", num_classes=num_labels)
+    if val_df is not None and int(data.label_ids(val_df["label"], "val_df").max()) >= num_labels:
+        raise data.DataError(f"val_df has labels up to {int(val_df['label'].max())} but the model has "
+                             f"{num_labels} classes; build it with num_labels={int(val_df['label'].max()) + 1}.")
     texts, labels = data.as_lists(train_df)
     config.seed_everything(seed)
     config.set_threads()
@@ -131,7 +136,7 @@ def fine_tune(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
     history = {"loss": [], "val_f1": [], "steps": total}
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"fine-tune {clf.name}", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc=f"fine-tune {clf.name}", disable=not progress)
     for epoch in range(epochs):
         model.train()
         for batch in length_bucketed_batches(lengths, batch_size, seed=seed * 1000 + epoch):
@@ -155,7 +160,8 @@ def fine_tune(
             bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.3f}")
         if val_df is not None:
             val_pred = predict(clf, val_df["text"].tolist(), batch_size=128).labels
-            history["val_f1"].append(quality(val_df["label"].to_numpy(), val_pred)["f1"])
+            q = quality(val_df["label"].to_numpy(), val_pred, num_classes=num_labels)
+            history["val_f1"].append(q[headline_metric(num_labels)])
     bar.close()
     model.eval()
     history["seconds"] = time.perf_counter() - start

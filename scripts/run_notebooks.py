@@ -5,7 +5,9 @@
 
 Prints each notebook's wall time and the kernel's peak memory (RSS, MB), and exits
 non-zero if any notebook fails. Trained models land in the normal cache
-(COURSE_CACHE), so a second run reuses them.
+(COURSE_CACHE), so a second run reuses them. Each notebook that runs through is recorded in
+notebooks/timings.json (course_lib.timings: seconds, peak MB, models trained during the run, the
+machine and its load), which the chapters show as their time estimates; --no-timings skips that.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def main() -> int:
                         help="per-cell timeout in seconds (default 1200: no cell needs 20 min on 2 cores; a stalled cell fails instead of waiting)")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML copies")
     parser.add_argument("--cells", action="store_true", help="print each code cell's time and the peak memory so far")
+    parser.add_argument("--no-timings", action="store_true", help="do not record the run times in notebooks/timings.json")
     args = parser.parse_args()
 
     os.environ["COURSE_FAST"] = "1" if args.fast else "0"
@@ -116,8 +119,19 @@ def main() -> int:
     print(f"{'notebook':40s} {'time (s)':>9s} {'peak RSS (MB)':>14s}  status")
     failed = 0
     total = 0.0
+    sys.path.insert(0, str(ROOT))
+    from course_lib import config, timings
+
+    def cached_models() -> int:
+        folder = config.cache_dir() / "models"
+        return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+
     for path in notebooks:
+        host = timings.machine()  # measured before the run, while the kernel is not yet loading the CPU
+        before = cached_models()
         seconds, peak, error = run_one(path, out_dir, args.timeout, html=not args.no_html, cells=args.cells)
+        if error is None and not args.no_timings:
+            timings.record(path.stem, mode, seconds, peak, max(cached_models() - before, 0), host=host)
         total += seconds
         status = "ok" if error is None else f"FAILED: {error}"
         if peak > BINDER_MB:

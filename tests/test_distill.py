@@ -437,3 +437,17 @@ def test_result_helpers():
     ax = plots.plot_margins({"sure": logits[:3], "mixed": logits})
     assert ax.get_legend() is not None
     plt.close("all")
+
+
+def test_train_with_your_loss_trains_like_the_library(tmp_cache, splits):
+    """The chapter-02 exercise's last step: distill(..., loss=my_kd_loss) next to loss="kl", same seed."""
+    train_df = splits.train.iloc[:24].reset_index(drop=True)
+    logits = torch.randn(len(train_df), 2, generator=torch.Generator().manual_seed(0)).numpy() * 3
+    table = exercise.train_with_your_loss(distill.distillation_loss, train_df, logits, splits.test.iloc[:16],
+                                          rows=24, epochs=1, progress=False)
+    assert list(table.index) == ["your loss", "library loss (distill.distillation_loss)"]
+    assert (table["steps"] > 0).all()
+    assert table.attrs["max step difference"] < 1e-4  # the same loss, the same batches: the same curve
+    shifted = exercise.train_with_your_loss(lambda *a: distill.distillation_loss(*a) + 1.0, train_df, logits,
+                                            splits.test.iloc[:16], rows=24, epochs=1, progress=False)
+    assert shifted.attrs["max step difference"] == pytest.approx(1.0, abs=1e-3)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from course_lib import evaluate
+from course_lib import config, evaluate
 
 
 def test_quality_equals_scikit_learn():
@@ -80,3 +81,40 @@ def test_benchmark_measures_every_field(teacher, splits):
 def test_benchmark_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="labels"):
         evaluate.Benchmark(["a", "b"], [1])
+
+
+def _plain_b1_ms(clf, texts, runs):
+    """Median ms of a bare perf_counter loop: tokenize one text, forward, nothing else."""
+    import statistics
+    import time
+
+    times = []
+    with torch.inference_mode():
+        for i in range(runs):
+            t0 = time.perf_counter()
+            enc = clf.tokenizer([texts[i % len(texts)]], padding=True, truncation=True,
+                                max_length=clf.max_length, return_tensors="pt")
+            clf.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def test_benchmark_latency_matches_a_plain_loop(splits):
+    """The benchmark's b1 latency adds no overhead of its own (e.g. model.eval() on every call):
+    within 10 % of a bare tokenize + forward loop, as a median ratio over interleaved rounds."""
+    import statistics
+
+    from course_lib import students
+
+    clf = students.small_bert()  # the tiny student: ~3 ms per message, where per-call overhead shows most
+    texts = splits.test["text"].tolist()[:40]
+    ratios = []
+    with config.one_thread():
+        _plain_b1_ms(clf, texts, 20)  # warm-up
+        for _ in range(7):
+            bench_ms = evaluate.latency_ms(clf, texts, runs=40, warmup=2)["median_ms"]
+            plain_ms = _plain_b1_ms(clf, texts, 40)
+            ratios.append(bench_ms / plain_ms)
+    ratio = statistics.median(ratios)
+    print(f"benchmark / plain b1 latency: median ratio {ratio:.3f} over {len(ratios)} interleaved rounds")
+    assert 0.90 < ratio < 1.10, f"benchmark latency is {ratio:.2f}x a plain loop (rounds: {[round(r, 2) for r in ratios]})"

@@ -105,3 +105,18 @@ def test_plain_model_is_not_marked_edited(tmp_cache):
     key = models.cache_key(test="plain-shapes")
     models.save_classifier(clf, key)
     assert models.load_classifier(key).meta["edited_shapes"] is False
+
+
+def test_a_derived_model_does_not_inherit_the_cache_key(tmp_cache):
+    """A quantized or trimmed copy must not pass for the cached model it came from (cached logits, fingerprints)."""
+    from course_lib import quantize, students
+
+    clf = students.small_bert(layers=1, hidden=32, heads=2, intermediate=64, seed=0)
+    key = models.cache_key(test="derived")
+    models.save_classifier(clf, key)
+    loaded = models.load_classifier(key)
+    derived = [quantize.pytorch_dynamic_int8(loaded),
+               students.trim_vocabulary(loaded, ["free prize now", "see you at lunch"])]
+    for d in derived:
+        assert "key" not in d.meta and d.meta["derived_from"] == key
+        assert models.fingerprint(d) != models.fingerprint(loaded)

@@ -270,10 +270,12 @@ def test_check_right_and_wrong(q):
         assert not q.check(_wrong_number(q)).correct
         assert not q.check(q.answer - q.tolerance - 0.001 - abs(q.answer) * 0.01).correct
     elif isinstance(q, Q.Checklist):
-        full = " ".join(c.keywords[0] for c in q.concepts)
-        res = q.check(full)
-        assert res.correct and res.score == res.total == len(q.concepts)
+        assert q.answer, f"{q.id}: a checklist needs a model answer"
+        res = q.check(q.answer)  # its own model answer scores full marks
+        assert res.correct and res.score == res.total == len(q.concepts), res.feedback
         assert f"You got {len(q.concepts)}/{len(q.concepts)} concepts" in res.feedback
+        salad = q.check(" ".join(c.keywords[0] for c in q.concepts))  # a bare list of keywords does not
+        assert not salad.correct and salad.score <= 1, salad.feedback
         empty = q.check("")
         assert not empty.correct and empty.score == 0 and len(empty.missing) == len(q.concepts)
         for c in q.concepts:  # each concept is detected by its own keywords alone

@@ -1,8 +1,17 @@
-"""Chapter 03's exercise: symmetric per-tensor quantization. :func:`check_symmetric_quantize`
-runs the learner's ``fn(x, bits, scale=None) -> (q, scale)`` on a weight matrix at 8 and 4 bits,
-on outliers with a given scale and on an all-zero tensor, and says ``"passed"`` or names the
-mistake: the scale (with the usual wrong formulas recognised), the rounding, the clamping, the
-dtype. :func:`reference_symmetric_quantize` is a correct solution.
+"""Chapter 03's exercises, each checked against :mod:`course_lib.quantize`.
+
+- :func:`check_symmetric_quantize`: the learner's ``fn(x, bits, scale=None) -> (q, scale)`` (symmetric
+  per-tensor quantization) on a weight matrix at 8 and 4 bits, on outliers with a given scale and on an
+  all-zero tensor; names the mistake: the scale (with the usual wrong formulas recognised), the rounding,
+  the clamping, the dtype.
+- :func:`check_asymmetric_qparams`: ``fn(x, bits) -> (scale, zero_point)`` for asymmetric per-tensor
+  quantization, against :func:`course_lib.quantize.quantize_tensor` (``scheme="asymmetric"``); names a range
+  that does not include 0, a wrong number of steps, a zero point of the wrong sign or not rounded.
+- :func:`check_int8_matmul`: ``fn(q_x, s_x, q_w, s_w, s_y) -> (acc, q_y)``, the integer arithmetic of an int8
+  Linear layer: int32 accumulation and requantization to the output's scale; names an int8 accumulator that
+  overflowed, a missing transpose, clamp or rounding, and wrong requantization factors.
+
+``reference_*`` functions are correct solutions.
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from typing import Callable
 
 import torch
 
-from .runner import PASSED, run_cases
+from .. import quantize
+from .runner import PASSED, name_mistake, run_cases
 
 
 def _fmt(v) -> str:
@@ -141,3 +151,277 @@ def reference_symmetric_quantize(x: torch.Tensor, bits: int, scale=None):
         scale = amax / qmax if amax > 0 else 1.0
     q = torch.clamp(torch.round(x / scale), -qmax, qmax).to(torch.int8)
     return q, scale
+
+
+# --------------------------------------------------------------------------- asymmetric scale and zero point
+
+
+def reference_asymmetric_qparams(x: torch.Tensor, bits: int):
+    """``(scale, zero_point)`` of asymmetric per-tensor quantization, as :func:`course_lib.quantize.quantize_tensor`
+    computes them: the range [min(x), max(x)] stretched to include 0, ``scale = (hi - lo) / (2**bits - 1)``
+    (1.0 when the range is empty), ``zero_point = round(-lo / scale)`` (an int in [0, 2**bits - 1])."""
+    qmax = 2**bits - 1
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = (hi - lo) / qmax if hi > lo else 1.0
+    return scale, int(min(max(round(-lo / scale), 0), qmax))
+
+
+def _library_qparams(x, bits):
+    qt = quantize.quantize_tensor(x, bits, scheme="asymmetric")
+    return float(qt.scale), int(qt.zero_point)
+
+
+def _asym_cases():
+    gen = torch.Generator().manual_seed(3)
+    relu = torch.relu(torch.randn(40, 16, generator=gen)) * 0.7 + 0.05  # all positive, as after a ReLU (min > 0)
+    mixed = torch.randn(300, generator=gen) * 0.4 + 0.3                 # lopsided, crosses 0
+    negative = -torch.rand(8, 8, generator=gen) * 2.0 - 0.5             # all negative
+    return [("activations after a ReLU (all positive, min 0.05) at 8 bits", relu, 8),
+            ("a lopsided tensor that crosses 0 at 8 bits", mixed, 8),
+            ("the same tensor at 4 bits", mixed, 4),
+            ("an all-negative tensor at 8 bits", negative, 8),
+            ("an all-zero tensor at 8 bits", torch.zeros(4, 4), 8)]
+
+
+def _asym_no_zero(x, bits):  # min/max of x without stretching the range to include 0
+    lo, hi = float(x.min()), float(x.max())
+    s = (hi - lo) / (2**bits - 1) if hi > lo else 1.0
+    return s, int(round(-lo / s))
+
+
+def _asym_steps(divisor):
+    def wrong(x, bits):
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        s = (hi - lo) / divisor(bits) if hi > lo else 1.0
+        return s, int(min(max(round(-lo / s), 0), 2**bits - 1))
+    return wrong
+
+
+def _asym_zp_sign(x, bits):
+    s, z = reference_asymmetric_qparams(x, bits)
+    lo = min(float(x.min()), 0.0)
+    return s, int(round(lo / s))
+
+
+def _asym_symmetric(x, bits):
+    amax = float(x.abs().max())
+    return (amax / (2 ** (bits - 1) - 1) if amax else 1.0), 0
+
+
+def _asym_zp_from_max(x, bits):
+    s, _ = reference_asymmetric_qparams(x, bits)
+    return s, int(round(max(float(x.max()), 0.0) / s))
+
+
+ASYMMETRIC_MISTAKES = [
+    ("the range must include 0: use lo = min(min(x), 0) and hi = max(max(x), 0), otherwise 0.0 (padding, a ReLU's "
+     "zeros) has no exact integer", _asym_no_zero),
+    ("you divided by 2^bits (256 at 8 bits); the range [0, 2^bits - 1] has 2^bits - 1 steps: scale = (hi - lo) / (2^bits - 1)",
+     _asym_steps(lambda b: 2**b)),
+    ("you divided by 2^(bits-1) - 1, the symmetric qmax: the asymmetric range [0, 2^bits - 1] has 2^bits - 1 steps",
+     _asym_steps(lambda b: 2 ** (b - 1) - 1)),
+    ("the zero point has the wrong sign: it is the integer that stands for 0.0, zero_point = round(-lo / scale) "
+     "(0 - lo is how far 0.0 is above the bottom of the range)", _asym_zp_sign),
+    ("that is the symmetric scale max|x| / (2^(bits-1) - 1) with zero point 0; asymmetric uses the range: "
+     "scale = (hi - lo) / (2^bits - 1), zero_point = round(-lo / scale)", _asym_symmetric),
+    ("the zero point is counted from the top of the range: zero_point = round(-lo / scale), from the bottom",
+     _asym_zp_from_max),
+]
+
+
+def _asym_inspect(case, out) -> str | None:
+    label, x, bits = case
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        return f"On {label}: return a pair (scale, zero_point), got {type(out).__name__}."
+    scale, zp = out
+    try:
+        scale_v, zp_v = float(torch.as_tensor(scale)), float(torch.as_tensor(zp))
+    except Exception as exc:  # noqa: BLE001
+        return f"On {label}: scale and zero_point must each be one number ({type(exc).__name__}: {exc})."
+    if not math.isfinite(scale_v) or scale_v <= 0:
+        if float(x.abs().max()) == 0:
+            return (f"On {label}: scale is {scale_v} — the range is empty (hi = lo = 0), so the formula gives 0 "
+                    "and x / scale is NaN: use scale = 1.0 there.")
+        return f"On {label}: scale must be a positive number, got {scale_v}."
+    if not math.isfinite(zp_v) or zp_v != round(zp_v):
+        return (f"On {label}: the zero point {zp_v:.4g} is not a whole number: round it (round(-lo / scale)) — it is "
+                "the integer that stands for 0.0, so 0.0 is stored exactly.")
+    return None
+
+
+def _asym_call(fn: Callable, case):
+    _, x, bits = case
+    try:
+        return fn(x.clone(), bits)
+    except ZeroDivisionError as exc:
+        raise ZeroDivisionError(f"{exc} — the range is empty (hi = lo = 0 for an all-zero tensor): "
+                                "use scale = 1.0 there") from exc
+
+
+def check_asymmetric_qparams(fn: Callable) -> str:
+    """Check a learner's ``fn(x, bits) -> (scale, zero_point)`` against :func:`course_lib.quantize.quantize_tensor`
+    with ``scheme="asymmetric"`` (per tensor). Returns ``"passed"`` or one sentence naming the mistake."""
+    cases = _asym_cases()
+    outputs = run_cases(fn, cases, _asym_call, what="your scale and zero point",
+                        inspect=_asym_inspect, where=lambda case: f"On {case[0]}, ")
+    if isinstance(outputs, str):
+        return outputs
+    got = [(float(torch.as_tensor(s)), int(round(float(torch.as_tensor(z))))) for s, z in outputs]
+    want = [_library_qparams(x, bits) for _, x, bits in cases]
+
+    def close(a, b):
+        return all(math.isclose(sa, sb, rel_tol=1e-5) and za == zb for (sa, za), (sb, zb) in zip(a, b))
+
+    if close(got, want):
+        return PASSED
+    named = name_mistake(got, [(x, bits) for _, x, bits in cases], ASYMMETRIC_MISTAKES, close)
+    if named:
+        return named
+    for (label, _, _), (sg, zg), (sw, zw) in zip(cases, got, want):
+        if not (math.isclose(sg, sw, rel_tol=1e-5) and zg == zw):
+            return (f"not yet: on {label} the library gives scale {sw:.6g}, zero point {zw}; yours gives "
+                    f"scale {sg:.6g}, zero point {zg}.")
+    return PASSED
+
+
+# --------------------------------------------------------------------------- int8 matrix multiply
+
+
+def reference_int8_matmul(q_x: torch.Tensor, s_x: float, q_w: torch.Tensor, s_w: float, s_y: float):
+    """The integer arithmetic of an int8 Linear layer (symmetric, zero points 0), without its bias.
+
+    ``q_x``: int8 (batch, in), scale ``s_x``; ``q_w``: int8 (out, in) as ``nn.Linear`` stores it, scale ``s_w``;
+    ``s_y``: the output's scale. Returns ``(acc, q_y)``: ``acc = q_x @ q_wᵀ`` accumulated in int32 (batch, out),
+    and ``q_y = clamp(round(acc · s_x·s_w / s_y), -127, 127)`` as int8 — the requantized output.
+    """
+    acc = q_x.to(torch.int32) @ q_w.to(torch.int32).T
+    q_y = torch.clamp(torch.round(acc.to(torch.float64) * (s_x * s_w / s_y)), -127, 127).to(torch.int8)
+    return acc, q_y
+
+
+def _mm_cases():
+    """(label, q_x, s_x, q_w, s_w, s_y): float tensors quantized with :func:`course_lib.quantize.quantize_tensor`."""
+    gen = torch.Generator().manual_seed(5)
+    cases = []
+    for label, batch, n_in, n_out, clip in [
+            ("a batch of 4 rows through a 64 → 24 layer", 4, 64, 24, 1.0),
+            ("a batch of 3 rows through a 384 → 16 layer (sums of 384 products)", 3, 384, 16, 1.0),
+            ("an output scale that clips the largest outputs (a calibrated s_y)", 5, 48, 12, 0.5)]:
+        x = torch.randn(batch, n_in, generator=gen)
+        w = torch.randn(n_out, n_in, generator=gen) * 0.1
+        qx, qw = quantize.quantize_tensor(x, 8), quantize.quantize_tensor(w, 8)
+        y = quantize.dequantize(qx) @ quantize.dequantize(qw).T  # the float product of what the integers stand for
+        s_y = clip * float(y.abs().max()) / 127
+        cases.append((label, qx.values, float(qx.scale), qw.values, float(qw.scale), s_y))
+    return cases
+
+
+def _mm_library(case):
+    """The requantized output computed in float from the library's dequantized tensors."""
+    _, qx, sx, qw, sw, sy = case
+    y = quantize.dequantize(qx, sx).double() @ quantize.dequantize(qw, sw).double().T
+    return torch.clamp(torch.round(y / sy), -127, 127).to(torch.int8)
+
+
+def _mm_inspect(case, out) -> str | None:
+    label, qx, sx, qw, sw, sy = case
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        return f"On {label}: return a pair (acc, q_y), got {type(out).__name__}."
+    acc, q_y = (torch.as_tensor(v) for v in out)
+    want_shape = (qx.shape[0], qw.shape[0])
+    for name, t in (("acc", acc), ("q_y", q_y)):
+        if tuple(t.shape) != want_shape:
+            hint = " (did you forget to transpose the weight? nn.Linear stores it as (out, in): q_x @ q_w.T)" \
+                if tuple(t.shape) == want_shape[::-1] else ""
+            return f"On {label}: {name} has shape {tuple(t.shape)}, expected (batch, out) = {want_shape}{hint}."
+    exact = qx.to(torch.int64) @ qw.to(torch.int64).T
+    if torch.is_floating_point(acc):
+        return (f"On {label}: acc is {acc.dtype}: the point of int8 is integer arithmetic — multiply the int8 values "
+                "as int32 (q_x.to(torch.int32) @ q_w.to(torch.int32).T) and keep the sum as int32.")
+    if not torch.equal(acc.to(torch.int64), exact):
+        if acc.dtype in (torch.int8, torch.int16, torch.uint8):
+            return (f"On {label}: the accumulator overflowed: acc holds {acc.dtype} values that wrapped around "
+                    f"(largest true sum {int(exact.abs().max()):,}; int8 holds ±127). Convert to int32 before the "
+                    "matrix multiply: q_x.to(torch.int32) @ q_w.to(torch.int32).T.")
+        return (f"On {label}: acc differs from the exact integer sum q_x @ q_wᵀ (the int8 values multiplied as "
+                "integers, no scales yet).")
+    if acc.dtype in (torch.int8, torch.int16, torch.uint8):
+        return f"On {label}: acc is {acc.dtype}; keep the accumulator as torch.int32 (the sums exceed int8's range)."
+    if acc.dtype == torch.int64:
+        return (f"On {label}: acc is int64; int8 kernels accumulate in int32 (enough for these sums), "
+                "so use .to(torch.int32).")
+    if torch.is_floating_point(q_y):
+        if not torch.equal(q_y, torch.round(q_y)):
+            return f"On {label}: q_y is not rounded: torch.round(acc * (s_x * s_w / s_y)) before converting."
+        return f"On {label}: q_y is {q_y.dtype}: convert the requantized output with .to(torch.int8)."
+    if q_y.dtype != torch.int8:
+        return f"On {label}: q_y is {q_y.dtype}; the requantized output is int8."
+    return None
+
+
+def _mm_variants(case):
+    """What known wrong requantizations give on one case, as (description, q_y) pairs."""
+    _, qx, sx, qw, sw, sy = case
+    acc = (qx.to(torch.int64) @ qw.to(torch.int64).T).double()
+    m = sx * sw / sy
+
+    def wrap(v):  # what .to(torch.int8) does to an unclamped integer: wraps around
+        return ((v.to(torch.int64) + 128) % 256 - 128).to(torch.int8)
+
+    return [
+        ("no clamping: outputs beyond ±127 wrapped around when converted to int8; clamp to [-127, 127] first",
+         wrap(torch.round(acc * m))),
+        ("no rounding: .to(torch.int8) cuts the fraction off; round to the nearest level with torch.round first",
+         torch.clamp(torch.trunc(acc * m), -127, 127).to(torch.int8)),
+        ("the requantization factor is s_x · s_w / s_y: acc · s_x · s_w is the float output, dividing by s_y "
+         "puts it on the output's grid (you multiplied by s_y)",
+         torch.clamp(torch.round(acc * sx * sw * sy), -127, 127).to(torch.int8)),
+        ("the input scales are missing: the float output is acc · s_x · s_w, then divide by s_y",
+         torch.clamp(torch.round(acc / sy), -127, 127).to(torch.int8)),
+        ("the output scale is missing: q_y = round(acc · s_x · s_w / s_y) — without / s_y you return the float "
+         "output rounded to whole numbers",
+         torch.clamp(torch.round(acc * sx * sw), -127, 127).to(torch.int8)),
+    ]
+
+
+def check_int8_matmul(fn: Callable) -> str:
+    """Check a learner's ``fn(q_x, s_x, q_w, s_w, s_y) -> (acc, q_y)`` (see :func:`reference_int8_matmul`):
+    ``acc`` must be the exact int32 sum, ``q_y`` the output requantized with ``s_y``, equal to the float product
+    of the library's dequantized tensors (:func:`course_lib.quantize.dequantize`) rounded to the output's grid.
+    Returns ``"passed"`` or one sentence naming the mistake."""
+    cases = _mm_cases()
+    outputs = run_cases(fn, cases, _mm_call, what="your int8 matrix multiply", inspect=_mm_inspect,
+                        where=lambda case: f"On {case[0]}, ")
+    if isinstance(outputs, str):
+        return outputs
+    for case, (_, q_y) in zip(cases, outputs):
+        q_y = torch.as_tensor(q_y)
+        want = _mm_library(case)
+        off = (q_y.to(torch.int32) - want.to(torch.int32)).abs()
+        if int(off.max()) == 0:
+            continue
+        for description, wrong in _mm_variants(case):
+            if torch.equal(q_y, wrong):
+                return f"On {case[0]}: not yet: {description}."
+        _, qx, sx, qw, sw, sy = case
+        raw = (qx.to(torch.int64) @ qw.to(torch.int64).T).double() * (sx * sw / sy)
+        if bool((raw[off > 0].abs() > 127.5).all()):
+            return (f"On {case[0]}: not yet: no clamping: the outputs beyond ±127 came out wrong when converted to "
+                    "int8; clamp to [-127, 127] first.")
+        # float64 vs float32 arithmetic may round an exact .5 tie the other way: one level, rarely
+        if int(off.max()) <= 1 and float((off > 0).float().mean()) < 0.02:
+            continue
+        return (f"On {case[0]}: not yet: {int((off > 0).sum())} of {off.numel()} outputs differ from "
+                "clamp(round(acc · s_x · s_w / s_y), -127, 127).")
+    return PASSED
+
+
+def _mm_call(fn: Callable, case):
+    _, qx, sx, qw, sw, sy = case
+    try:
+        return fn(qx.clone(), sx, qw.clone(), sw, sy)
+    except RuntimeError as exc:
+        if "shape" in str(exc) or "size" in str(exc):
+            raise RuntimeError(f"{exc} — a shape mismatch: nn.Linear stores its weight as (out, in), so the product "
+                               "is q_x @ q_w.T") from exc
+        raise

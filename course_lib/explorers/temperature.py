@@ -57,7 +57,7 @@ def temperature_explorer(texts: Sequence[str], logits: np.ndarray, sweep: pd.Dat
         y = np.arange(len(texts))
         ax.barh(y, soft[:, 1], height=0.38, color="tab:red", label="teacher soft target P(spam)")
         ax.barh(y + 0.38, blend[:, 1], height=0.38, color="tab:gray", alpha=0.7,
-                label="α·label + (1−α)·soft target")
+                label="≈ student target: α·label + (1−α)·soft")
         ax.set_yticks(y + 0.19, short, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import hashlib
 import math
 import numbers
 import os
+import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +77,8 @@ class Result:
     steps, quick check and common mistakes; a flashcard's answer; a model answer).
     Checklists also fill ``score``/``total`` (concepts found / concepts) and
     ``found``/``missing`` (concept names). ``response`` is the answer in the form saved
-    to the progress file.
+    to the progress file. ``retry_feedback`` (wrong answers only) is the feedback without the
+    right answer, for a learner who may try again (the views show it on a first wrong try).
     """
 
     correct: bool
@@ -86,6 +89,7 @@ class Result:
     found: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     response: Any = None
+    retry_feedback: str = ""
 
     def __str__(self) -> str:
         return self.feedback + ("\n\n" + self.solution if self.solution else "")
@@ -200,6 +204,18 @@ class MultipleChoice(Question):
     def answer_letter(self) -> str:
         return _LETTERS[self.answer_index]
 
+    def display_order(self) -> list[int]:
+        """The option indices in the order the widgets show them: shuffled, seeded by the question id.
+
+        The same on every run, kernel and machine (SHA-256 of the id, not Python's salted hash),
+        so a saved answer (stored as the option's text) still names the same option. The text and
+        markdown renderings and :meth:`check`'s letters keep the file order.
+        """
+        seed = int.from_bytes(hashlib.sha256(self.id.encode("utf-8")).digest()[:8], "big")
+        order = list(range(len(self.options)))
+        random.Random(seed).shuffle(order)
+        return order
+
     def option_index(self, response: Any) -> int:
         """The index of the option meant by ``response`` (text, 0-based index or letter)."""
         n = len(self.options)
@@ -222,21 +238,29 @@ class MultipleChoice(Question):
             f"its index (0-{n - 1}) or its letter (A-{_LETTERS[n - 1]})."
         )
 
-    def check(self, response: Any) -> Result:
+    def check(self, response: Any, order: list[int] | None = None) -> Result:
+        """Grade ``response`` (option text, 0-based index in file order, or letter in file order).
+
+        ``order``: the order the options were shown in (:meth:`display_order`), so that the
+        feedback's letters are the ones the learner saw; default the file order.
+        """
         idx = self.option_index(response)
+        letter = (lambda i: _LETTERS[order.index(i)]) if order is not None else (lambda i: _LETTERS[i])
         chosen = self.options[idx]
         correct = chosen == self.answer
         parts = []
         if correct:
-            parts.append(f"✅ Correct: {_LETTERS[idx]}. {chosen}")
+            parts.append(f"✅ Correct: {letter(idx)}. {chosen}")
         else:
-            parts.append(f"❌ Not quite: {_LETTERS[idx]}. {chosen} is not the best answer.")
+            parts.append(f"❌ Not quite: {letter(idx)}. {chosen} is not the best answer.")
         if self.feedback.get(chosen):
             parts.append(self.feedback[chosen].strip())
+        retry = "" if correct else "\n\n".join(parts)
         if not correct:
-            parts.append(f"The right answer is **{self.answer_letter}. {self.answer}**")
+            parts.append(f"The right answer is **{letter(self.answer_index)}. {self.answer}**")
         parts.append(self.explanation.strip())
-        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen)
+        return Result(correct=correct, feedback="\n\n".join(parts), solution=self._solution(), response=chosen,
+                      retry_feedback=retry)
 
     def _solution(self) -> str:
         return ""
@@ -288,33 +312,117 @@ class Practice(MultipleChoice):
         return body
 
 
+_STOPWORDS = frozenset("""
+a an the and or nor of to in on for with without is are was were be been being it its this that these those
+as by at from than then not no only every each but so which what how more most such eg ie etc usually often
+typically also very much can may might must should would could will into onto over under about off up down out
+one two their there they them your you we our has have had do does did become becomes get gets use uses used
+using kept keep same like some any all other others per via while when where who whom whose why
+""".split())
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# a sentence ends at . ! ? followed by a space (not after e.g. / i.e. / vs.), at a line break or a semicolon
+_SENTENCE_RE = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(?<=[.!?])\s+|\n+|;\s*", re.IGNORECASE)
+
+
+def _stem(word: str) -> str:
+    """A word's start that its other forms share: "phones" -> "phone", "outputs" -> "outpu"."""
+    w = word.lower()
+    if len(w) >= 6:
+        return w[:5]
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_RE.split(text) if s and s.strip()]
+
+
+def _word_pattern(phrase: str) -> str:
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+    start = r"(?<!\w)" if re.match(r"\w", phrase.strip()) else ""
+    return start + r"[\s\-]*".join(words)
+
+
 @dataclass(frozen=True)
 class Concept:
-    """A key idea of a checklist answer and the words or phrases that show it."""
+    """A key idea of a checklist answer and the words or phrases that show it.
+
+    Its *terms* are its keywords plus the content words of its name (stopwords and words that
+    other concepts of the same question also name left out). One sentence that holds two
+    different terms (or one keyword of two or more words, e.g. "fewer parameters") is
+    evidence for the concept; a lone word is only a mention (see :meth:`evidence`).
+    """
 
     name: str
     keywords: tuple[str, ...]
 
     def pattern(self) -> re.Pattern:
-        alts = []
-        for kw in self.keywords:
-            words = [re.escape(w) for w in re.split(r"[\s\-]+", kw.strip()) if w]
-            body = r"[\s\-]*".join(words)
-            start = r"(?<!\w)" if re.match(r"\w", kw.strip()) else ""
-            alts.append(start + body)
-        return re.compile("|".join(alts), re.IGNORECASE)
+        """Any keyword, at a word start, case-insensitive; spaces and hyphens interchangeable."""
+        return re.compile("|".join(_word_pattern(kw) for kw in self.keywords), re.IGNORECASE)
 
     def found_in(self, text: str) -> bool:
+        """One of the keywords appears in ``text`` (a mention, not necessarily evidence)."""
         return bool(self.pattern().search(text))
+
+    def name_words(self, shared: frozenset[str] = frozenset()) -> list[str]:
+        """Stems of the content words of the name, without those in ``shared`` (stems)."""
+        out = []
+        for w in _WORD_RE.findall(self.name):
+            stem = _stem(w)
+            if len(w) >= 3 and w.lower() not in _STOPWORDS and stem not in shared and stem not in out:
+                out.append(stem)
+        return out
+
+    def terms(self, shared: frozenset[str] = frozenset()) -> list[str]:
+        """Regex patterns of the concept's terms: its keywords and its name's content words."""
+        return ([_word_pattern(kw) for kw in self.keywords]
+                + [r"(?<!\w)" + re.escape(stem) + r"\w*" for stem in self.name_words(shared)])
+
+    def evidence(self, text: str, shared: frozenset[str] = frozenset(),
+                 lists: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """``("shown", sentence)``, ``("mentioned", word)`` or ``("", "")`` for the answer ``text``.
+
+        Shown: one sentence holds two different terms of the concept (non-overlapping matches),
+        or a keyword of two or more words. Mentioned: a term appears, but alone, or only in a
+        sentence of ``lists`` (a bare list of keywords, see :meth:`Checklist.keyword_lists`).
+        """
+        strong_kw = [kw for kw in self.keywords if len(re.split(r"[\s\-]+", kw.strip())) >= 2]
+        strong = re.compile("|".join(_word_pattern(kw) for kw in strong_kw), re.IGNORECASE) if strong_kw else None
+        terms = self.terms(shared)
+        mention = ""
+        for sentence in _sentences(text):
+            places = _places(terms, sentence)
+            if places and not mention:
+                a, b = places[0]
+                mention = sentence[a:b] + re.match(r"\w*", sentence[b:]).group(0)  # the whole word
+            if sentence in lists:
+                continue
+            if len(places) >= 2 or (strong is not None and strong.search(sentence)):
+                return "shown", sentence.strip()
+        return ("mentioned", mention) if mention else ("", "")
+
+
+def _places(patterns: list[str], sentence: str) -> list[tuple[int, int]]:
+    """The distinct, non-overlapping (start, end) places where any of ``patterns`` matches."""
+    spans = sorted(m.span() for p in patterns for m in re.finditer(p, sentence, re.IGNORECASE))
+    places: list[tuple[int, int]] = []
+    for a, b in spans:
+        if places and a < places[-1][1]:
+            places[-1] = (places[-1][0], max(b, places[-1][1]))
+        else:
+            places.append((a, b))
+    return places
 
 
 @dataclass(kw_only=True)
 class Checklist(Question):
-    """An open question graded by the key concepts the free-text answer mentions.
+    """An open question graded by the key concepts the free-text answer explains.
 
-    A concept counts when one of its keywords appears in the answer (case-insensitive,
-    starting at a word boundary, so "compress" also matches "compression"; spaces and
-    hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit").
+    A concept counts when one sentence of the answer shows it: two different terms of the
+    concept in that sentence (its keywords and the content words of its name; matching is
+    case-insensitive and starts at a word boundary, so "compress" also matches "compression",
+    and spaces and hyphens inside a keyword are interchangeable: "8-bit" matches "8 bit"), or
+    one of its keywords of two or more words. A lone keyword is reported as mentioned, not
+    counted, so a list of keywords ("teacher student output accuracy phone") scores low.
     """
 
     type: ClassVar[str] = "checklist"
@@ -324,9 +432,41 @@ class Checklist(Question):
     answer: str | None = None  # a model answer, shown after checking
     pass_mark: int | None = None  # concepts needed to count as correct (default: all)
 
+    def shared_words(self) -> frozenset[str]:
+        """Stems that the names of two or more concepts use ("model", "teacher"): no evidence alone."""
+        counts: dict[str, int] = {}
+        for c in self.concepts:
+            for stem in c.name_words():
+                counts[stem] = counts.get(stem, 0) + 1
+        return frozenset(stem for stem, n in counts.items() if n >= 2)
+
+    def keyword_lists(self, text: str) -> frozenset[str]:
+        """Sentences of ``text`` that are bare lists of terms: at least 5 words, 75 % or more of
+        them terms of this question's concepts ("teacher student output accuracy phone")."""
+        shared = self.shared_words()
+        terms = [t for c in self.concepts for t in c.terms(shared)]
+        out = set()
+        for sentence in _sentences(text):
+            words = [m.span() for m in re.finditer(r"\w+", sentence)]
+            if len(words) < 5:
+                continue
+            places = _places(terms, sentence)
+            covered = sum(1 for a, b in words if any(pa < b and a < pb for pa, pb in places))
+            if covered >= 0.75 * len(words):
+                out.add(sentence)
+        return frozenset(out)
+
     def check(self, response: Any) -> Result:
         text = "" if response is None else str(response)
-        found = [c.name for c in self.concepts if c.found_in(text)]
+        shared = self.shared_words()
+        lists = self.keyword_lists(text)
+        found, mentioned = [], []
+        for c in self.concepts:
+            kind, where = c.evidence(text, shared, lists)
+            if kind == "shown":
+                found.append(c.name)
+            elif kind == "mentioned":
+                mentioned.append((c.name, where))
         missing = [c.name for c in self.concepts if c.name not in found]
         total = len(self.concepts)
         need = self.pass_mark or total
@@ -334,8 +474,15 @@ class Checklist(Question):
         parts = [f"You got {len(found)}/{total} concepts."]
         if found:
             parts.append("Covered: " + "; ".join(found) + ".")
-        if missing:
-            parts.append("Missing: " + "; ".join(missing) + ".")
+        if mentioned:
+            parts.append("Mentioned but not explained (say what it means here, in a sentence): "
+                         + "; ".join(f"{name} (you wrote '{word}')" for name, word in mentioned) + ".")
+        absent = [name for name in missing if name not in dict(mentioned)]
+        if absent:
+            parts.append("Missing: " + "; ".join(absent) + ".")
+        if lists:
+            parts.append("A list of keywords is not an explanation: write sentences that say how the "
+                         "ideas connect.")
         if correct:
             parts[0] = "✅ " + parts[0]
         solution = ""
@@ -385,16 +532,34 @@ class Numeric(Question):
 
     @staticmethod
     def parse(response: Any) -> float:
+        """A number typed by a learner, as a float.
+
+        Accepted: ``92.5``, ``92.5%``, ``1e-3``; thousands separated by commas or spaces
+        (``1,000``, ``1 000``, ``12,345.6``, ``1,234,567``); a decimal comma when it cannot be
+        a thousands separator (``92,55``, ``0,125``, ``1,5``: not followed by exactly three
+        digits, or after a leading 0); ``1.000,5`` (dots for thousands, comma for decimals).
+        So ``1,000`` is one thousand, as in English. Anything else that mixes separators
+        (``1,00,0``, ``1.2.3``) raises ValueError saying how to write the number.
+        """
         if isinstance(response, bool):
             raise ValueError("a number is expected, not True/False")
         if isinstance(response, numbers.Real):
             return float(response)
         if isinstance(response, str):
-            s = response.strip().replace(" ", "").rstrip("%").replace(",", ".")
-            try:
-                return float(s)
-            except ValueError:
-                pass
+            s = re.sub(r"[\s\u00a0\u202f]+", " ", response.strip()).rstrip("%").strip()
+            if not s:
+                raise ValueError("type a number")
+            normal = _normalize_number(s)
+            if normal is not None:
+                try:
+                    return float(normal)
+                except ValueError:
+                    pass
+            if re.fullmatch(r"[+\-]?[\d.,' ]+(e[+\-]?\d+)?", s, re.IGNORECASE):
+                raise ValueError(
+                    f"{response!r} cannot be read as one number (its commas, dots or spaces are not "
+                    "thousands groups of three digits, nor one decimal separator): write it with a dot "
+                    "for decimals and no thousands separators, e.g. 1000 or 0.5")
         raise ValueError(f"{response!r} is not a number")
 
     def check(self, response: Any) -> Result:
@@ -410,13 +575,15 @@ class Numeric(Question):
         correct = math.isfinite(value) and abs(value - self.answer) <= self.tolerance + 1e-12
         expected = f"{_fmt_number(self.answer)}{self._unit()}"
         tol = f" (± {_fmt_number(self.tolerance)})" if self.tolerance else ""
+        retry = ""
         if correct:
             parts = [f"✅ Correct: {_fmt_number(value)}{self._unit()}" + (f", expected {expected}{tol}." if value != self.answer else ".")]
         else:
             parts = [f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}; the expected value is {expected}{tol}."]
+            retry = f"❌ Not quite: you gave {_fmt_number(value)}{self._unit()}."
         if self.explanation:
             parts.append(self.explanation.strip())
-        return Result(correct=correct, feedback="\n\n".join(parts), response=value)
+        return Result(correct=correct, feedback="\n\n".join(parts), response=value, retry_feedback=retry)
 
     def _text_body(self, show_answers: bool) -> str:
         body = f"(Answer with a number{', in ' + self.unit if self.unit else ''}.)"
@@ -439,6 +606,30 @@ class Numeric(Question):
                 if self.explanation:
                     body += "\n\n" + _md_prose(self.explanation.strip())
         return body
+
+
+_GROUPED = r"[1-9]\d{{0,2}}(?:{sep}\d{{3}})+"
+
+
+def _normalize_number(s: str) -> str | None:
+    """``s`` with thousands separators removed and a decimal comma made a dot, or None if unclear.
+
+    See :meth:`Numeric.parse` for what is accepted.
+    """
+    m = re.fullmatch(r"([+\-]?)\s*([\d.,' ]+)((?:e[+\-]?\d+)?)", s, re.IGNORECASE)
+    if not m:
+        return s  # "nan", "inf", "1e5": float() decides
+    sign, body, exp = m.groups()
+    for sep in (",", " ", "'"):  # 1,000 / 1 000 / 1'000, with an optional .decimal part
+        if re.fullmatch(_GROUPED.format(sep=re.escape(sep)) + r"(?:\.\d*)?", body):
+            return sign + body.replace(sep, "") + exp
+    if re.fullmatch(_GROUPED.format(sep=r"\.") + r",\d*", body):  # 1.000,5 (dots for thousands)
+        return sign + body.replace(".", "").replace(",", ".") + exp
+    if re.fullmatch(r"\d*\.?\d*", body):  # plain: 92.5, .5, 12
+        return sign + body + exp
+    if re.fullmatch(r"\d+,\d+", body):  # one decimal comma that is not a thousands separator
+        return sign + body.replace(",", ".") + exp
+    return None
 
 
 QUESTION_TYPES: dict[str, type[Question]] = {

@@ -4,6 +4,14 @@ Every piece of quiz text goes through :func:`course_lib.quiz.markdown.markdown_t
 (markdown-it-py with raw HTML off), so a quiz file can never inject HTML or scripts. Widgets carry stable CSS
 classes (``quiz``, ``quiz-question``, ``quiz-check``, ``quiz-hint``, ``quiz-feedback``,
 ``quiz-score``, ``quiz-flip``...; listed in ``quizzes/README.md``) for browser tests.
+
+Multiple-choice options are shown in an order shuffled per question id
+(:meth:`~course_lib.quiz.bank.MultipleChoice.display_order`, the same on every run), lettered
+A, B, ... as shown; the radio buttons' values are the options' file indices, and answers are
+saved as the option's text, so a saved answer always names the same option.
+
+A wrong answer shows the feedback for what was chosen and the hint, not the right answer: that
+comes after a second wrong try, or when the learner clicks *Show answer* (``quiz-reveal``).
 """
 
 from __future__ import annotations
@@ -13,23 +21,28 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from .bank import (
-    _LETTERS,
-    Checklist,
-    Flashcard,
-    MultipleChoice,
-    Numeric,
-    Practice,
-    Question,
-    Quiz,
-    Result,
-)
+from .bank import _LETTERS, _fmt_number, Checklist, Flashcard, MultipleChoice, Numeric, Practice, Question, Quiz, Result
 from .markdown import markdown_to_html
 from .progress import Progress
 
 _OK = "#1a7f37"
 _BAD = "#b3261e"
 _NOTE = "#555555"
+
+# Long options wrap inside their own row: ipywidgets gives each radio label a fixed height of one
+# line, so a wrapped label ran under the next option (its radio button hidden). One <style> per
+# quiz, scoped to the quiz's own classes.
+QUIZ_CSS = """
+.quiz .quiz-options { width: 100% !important; max-width: 100%; }
+.quiz .quiz-options .widget-radio-box { flex: 1 1 auto; min-width: 0; }
+.quiz .quiz-options .widget-radio-box label {
+  display: flex; align-items: flex-start; height: auto !important; min-height: var(--jp-widgets-radio-item-height, 24px);
+  line-height: 1.4 !important; padding: 2px 0; white-space: normal; overflow-wrap: anywhere; cursor: pointer;
+}
+.quiz .quiz-options .widget-radio-box input {
+  flex: none; order: -1; height: 1.4em !important; line-height: 1.4 !important; margin: 0 8px 0 1px; float: none;
+}
+"""
 
 
 def _box(html_text: str, color: str | None = None) -> str:
@@ -55,6 +68,8 @@ class QuestionView:
         self.progress = progress
         self.on_answer = on_answer
         self.last_result: Result | None = None
+        self.wrong_tries = 0     # wrong answers in this session (a saved wrong answer counts one)
+        self.revealed = False    # the right answer is shown (second wrong try or "Show answer")
         tag = question.label + (f" · {question.difficulty}" if question.difficulty else "")
         self.prompt = W.HTML(
             f"<div><b>Question {number}</b> <span style='color:{_NOTE}'>({html.escape(tag)})</span></div>"
@@ -69,7 +84,12 @@ class QuestionView:
             self.hint_button.on_click(self._toggle_hint)
         self.buttons: list[W.Widget] = []
         self.inputs: list[W.Widget] = self._build_inputs()
+        self.reveal_button = _button("Show answer", "quiz-reveal", "Show the right answer and the explanation")
+        self.reveal_button.on_click(self.reveal)
+        self.reveal_button.layout.display = "none"  # offered after a wrong try
         row = [w for w in self.buttons] + ([self.hint_button] if self.hint_button else [])
+        if self.reveals:
+            row.append(self.reveal_button)
         self.box = W.VBox(
             [self.prompt, *self.inputs, W.HBox(row), self.hint_text, self.feedback, self.solution],
             layout=W.Layout(border="1px solid #ddd", padding="6px 10px", margin="6px 0"),
@@ -79,19 +99,28 @@ class QuestionView:
             self.restore(record)
 
     # hooks for subclasses -----------------------------------------------------
+    reveals = True  # a wrong answer holds the right one back (flashcards show it on the card)
+
     def _build_inputs(self) -> list[W.Widget]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _check(self, response: Any) -> Result:
+        return self.question.check(response)
 
     def restore(self, record: dict) -> None:
         """Show an answer saved in an earlier session."""
         response = record.get("last_response")
         try:
             self._set_input(response)
-            result = self.question.check(response)
+            result = self._check(response)
         except (ValueError, TypeError):
             verdict = "right" if record.get("correct") else "wrong"
             self._note(f"Your saved answer ({record.get('attempts', 1)} attempt(s)) was {verdict}.")
             return
+        if not result.correct:
+            # one wrong try saved; two or more attempts ending wrong: the answer was shown before
+            self.wrong_tries = 1
+            self.revealed = int(record.get("attempts", 1)) >= 2
         self._show(result, saved=record)
 
     def _set_input(self, response: Any) -> None:
@@ -103,8 +132,20 @@ class QuestionView:
             self.hint_text.value = ""
             self.hint_button.description = "Hint"
         else:
-            self.hint_text.value = _box("💡 " + markdown_to_html(self.question.hint), "#f0b400")
-            self.hint_button.description = "Hide hint"
+            self.show_hint()
+
+    def show_hint(self) -> None:
+        if self.hint_button is None:
+            return
+        self.hint_text.value = _box("💡 " + markdown_to_html(self.question.hint), "#f0b400")
+        self.hint_button.description = "Hide hint"
+
+    def reveal(self, _=None) -> None:
+        """Show the right answer, the explanation and the worked solution ("Show answer")."""
+        self.revealed = True
+        if self.last_result is not None:
+            self._show(self.last_result)
+        self.reveal_button.layout.display = "none"
 
     def _note(self, text: str) -> None:
         self.feedback.value = _box(html.escape(text), _NOTE)
@@ -112,15 +153,24 @@ class QuestionView:
     def answer(self, response: Any) -> Result | None:
         """Grade ``response``, save it to the progress file and show the feedback."""
         try:
-            result = self.question.check(response)
+            result = self._check(response)
         except ValueError as exc:
             self._note(str(exc))
             return None
         self.progress.record(self.question, response, result)
+        if not result.correct:
+            self.wrong_tries += 1
+            if self.wrong_tries >= 2:
+                self.revealed = True
         self._show(result)
         if self.on_answer:
             self.on_answer()
         return result
+
+    @property
+    def answer_shown(self) -> bool:
+        """The right answer is on screen: answered right, or revealed."""
+        return self.last_result is not None and (self.last_result.correct or self.revealed)
 
     def _show(self, result: Result, saved: dict | None = None) -> None:
         self.last_result = result
@@ -129,8 +179,19 @@ class QuestionView:
             prefix = (f"<div style='color:{_NOTE}'><i>Your saved answer "
                       f"({int(saved.get('attempts', 1))} attempt(s) so far):</i></div>")
         color = _OK if result.correct else _BAD
-        self.feedback.value = _box(prefix + markdown_to_html(result.feedback), color)
-        self.solution.value = _box(markdown_to_html(result.solution)) if result.solution else ""
+        if self.answer_shown:
+            self.feedback.value = _box(prefix + markdown_to_html(result.feedback), color)
+            self.solution.value = _box(markdown_to_html(result.solution)) if result.solution else ""
+            self.reveal_button.layout.display = "none"
+            return
+        # a wrong try: what was chosen and why it is not it, the hint, another go
+        retry = result.retry_feedback or result.feedback
+        again = ("Try again" + (" with the hint above" if self.hint_button else "")
+                 + ", or click *Show answer*.")
+        self.feedback.value = _box(prefix + markdown_to_html(retry + "\n\n" + again), color)
+        self.solution.value = ""
+        self.reveal_button.layout.display = None
+        self.show_hint()
 
 
 class ChoiceView(QuestionView):
@@ -140,9 +201,10 @@ class ChoiceView(QuestionView):
 
     def _build_inputs(self) -> list[W.Widget]:
         q = self.question
+        self.order = q.display_order()  # file indices, in the order shown
         self.radio = W.RadioButtons(
-            options=[(f"{_LETTERS[i]}. {opt}", i) for i, opt in enumerate(q.options)],
-            value=None, layout=W.Layout(width="auto"),
+            options=[(f"{_LETTERS[pos]}. {q.options[i]}", i) for pos, i in enumerate(self.order)],
+            value=None, layout=W.Layout(width="100%"),
         ).add_class("quiz-options")
         self.check_button = _button("Check", "quiz-check", "Check your answer", "primary")
         self.check_button.on_click(self._on_check)
@@ -155,14 +217,22 @@ class ChoiceView(QuestionView):
             return
         self.answer(self.radio.value)
 
+    def _check(self, response: Any) -> Result:
+        return self.question.check(response, order=self.order)
+
     def _set_input(self, response: Any) -> None:
         self.radio.value = self.question.option_index(response)
+
+    def shown_letter(self, response: Any) -> str:
+        """The letter the widget shows for an option (text, file index or file letter)."""
+        return _LETTERS[self.order.index(self.question.option_index(response))]
 
 
 class FlashcardView(QuestionView):
     """A card that flips on click; then the learner marks it known or to review."""
 
     question: Flashcard
+    reveals = False
 
     def _build_inputs(self) -> list[W.Widget]:
         self.flip_button = _button("Show answer", "quiz-flip", "Flip the card")
@@ -228,8 +298,9 @@ class NumericView(QuestionView):
 
     def _build_inputs(self) -> list[W.Widget]:
         q = self.question
-        self.number_input = W.FloatText(value=0.0, description="Answer:",
-                                        layout=W.Layout(width="220px")).add_class("quiz-number")
+        # a Text, not a FloatText: it starts empty (no pre-filled 0) and takes "1,000" or "92.5%"
+        self.number_input = W.Text(value="", placeholder="a number", description="Answer:",
+                                   layout=W.Layout(width="220px")).add_class("quiz-number")
         self.check_button = _button("Check", "quiz-check", "Check your number", "primary")
         self.check_button.on_click(self._on_check)
         self.buttons = [self.check_button]
@@ -248,10 +319,13 @@ class NumericView(QuestionView):
             self._note("This number comes from your own run of the notebook, and it was not passed to "
                        "the quiz, so it cannot be checked here. Compare with the value printed above.")
             return
+        if not str(self.number_input.value).strip():
+            self._note("Type a number first.")
+            return
         self.answer(self.number_input.value)
 
     def _set_input(self, response: Any) -> None:
-        self.number_input.value = float(Numeric.parse(response))
+        self.number_input.value = _fmt_number(Numeric.parse(response))
 
 
 VIEW_TYPES: dict[type, type[QuestionView]] = {
@@ -279,7 +353,8 @@ class QuizView:
         self.title = W.HTML(title).add_class("quiz-title")
         self.score_label = W.HTML("").add_class("quiz-score")
         self.views = [view_for(q, i, progress, self.refresh_score) for i, q in enumerate(quiz.questions, 1)]
-        self.box = W.VBox([self.title, self.score_label, *(v.box for v in self.views)]).add_class("quiz")
+        self.style = W.HTML(f"<style>{QUIZ_CSS}</style>").add_class("quiz-style")
+        self.box = W.VBox([self.style, self.title, self.score_label, *(v.box for v in self.views)]).add_class("quiz")
         self.refresh_score()
 
     def __repr__(self) -> str:

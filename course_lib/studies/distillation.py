@@ -245,12 +245,12 @@ def seed_study(recipes: Iterable[Recipe], seeds: Sequence[int], progress: bool =
     ``include_teacher`` each setting's teacher gets rows too (model ``"teacher"``): one row for the
     chapter's teacher (a single model), one per seed for few-label teachers.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     sets = eval_sets()
     jobs = [(replace(r, seed=s), s) for r in recipes for s in seeds]
     rows, seen = [], set()
-    for recipe, seed in tqdm(jobs, desc="students", disable=not progress, leave=False):
+    for recipe, seed in progress_bar(jobs, desc="students", disable=not progress):
         setting = "all labels" if recipe.labelled is None else f"{recipe.labelled} labels"
         if include_teacher:
             few = recipe.labelled is not None and recipe.teacher == "few"

@@ -64,7 +64,7 @@ def bit_width_sweep(
     equal to fp32's), ``f1_drop``/``accuracy_drop`` (points below fp32) and ``packed_mb``.
     ``frame.attrs["seconds"]`` is the compute time (0 when loaded from the cache).
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     texts, labels = list(texts), [int(y) for y in labels]
     bits = [check_settings(b, "symmetric", "per_tensor") for b in bits]
@@ -91,7 +91,7 @@ def bit_width_sweep(
     rows = [{"bits": 32, "scheme": "fp32", "granularity": "-", **_quality_row(quality(labels, base.labels)),
              "agreement": 1.0, "packed_mb": float(clf.size_mb())}]
     combos = [(b, s, g) for s in schemes for g in granularities for b in bits]
-    bar = tqdm(combos, desc=f"bit-width sweep {name}", disable=not progress, leave=False)
+    bar = progress_bar(combos, desc=f"bit-width sweep {name}", disable=not progress)
     for b, s, g in bar:
         bar.set_postfix(bits=b, scheme=s[:4], gran=g[4:8])
         variant = fake_quantize_model(clf, b, s, g, include_embeddings)

@@ -191,7 +191,9 @@ def report() -> dict:
 
 @pytest.fixture(scope="session")
 def quiz_choices() -> dict:
-    """Option labels as the page shows them ("A. text", ...) -> (right index, wrong index, has hint)."""
+    """Option labels as the page shows them ("A. text", ... in the shuffled order of
+    ``MultipleChoice.display_order``) -> (right index, wrong index, has hint, right option's text),
+    indices as shown."""
     from course_lib.quiz import MultipleChoice, load_bank
 
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -199,10 +201,11 @@ def quiz_choices() -> dict:
     for quiz in load_bank().values():
         for q in quiz.questions:
             if isinstance(q, MultipleChoice):
-                labels = tuple(normalize(f"{letters[i]}. {opt}") for i, opt in enumerate(q.options))
-                right = q.option_index(q.answer)
-                wrong = next(i for i in range(len(q.options)) if i != right)
-                table[labels] = (right, wrong, bool(q.hint))
+                order = q.display_order()
+                labels = tuple(normalize(f"{letters[pos]}. {q.options[i]}") for pos, i in enumerate(order))
+                right = order.index(q.answer_index)
+                wrong = next(pos for pos in range(len(order)) if pos != right)
+                table[labels] = (right, wrong, bool(q.hint), q.answer)
     return table
 
 
@@ -228,6 +231,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for r in rows:
         tr.write_line(f"{r['notebook']:34s} {r['status']:7s} {r['open_s']:6.1f} {r['run_s']:6.1f} "
                       f"{r['executed']:>3d}/{r['code_cells']:<3d} {r['kernel_peak_mb']:9.0f}  {r['quiz'] or '-'}")
+        for key in ("options", "reopen"):
+            if r.get(key):
+                tr.write_line(f"    {key}: {r[key]}")
         for e in r["errors"]:
             tr.write_line(f"    ERROR: {e.splitlines()[-1] if e.splitlines() else e}")
     tr.write_line("widget response (key press / click -> updated output; target <= 1 s):")

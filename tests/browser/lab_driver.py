@@ -3,7 +3,9 @@
 ``NotebookSession`` opens a notebook, waits for its kernel, runs every cell from the Run menu,
 waits for the kernel to go idle, and reads errors from the page. ``drive_widget`` moves a
 chapter widget's slider with the keyboard (or clicks its toggle) and times how long the page
-takes to show the result; ``answer_quiz`` answers a multiple-choice question wrong, then right.
+takes to show the result; ``answer_quiz`` answers a multiple-choice question wrong, then right;
+``click_long_option`` checks that long options wrap inside their own row; ``save_copy_and_reopen``
+saves the executed notebook under another name and reopens it, reading widget errors.
 
 The chapters' widgets carry CSS classes (course_lib/explorers/base.py, quizzes/README.md):
 ``course-slider`` / ``course-toggle`` (controls), ``course-readout`` (text it drives),
@@ -66,6 +68,42 @@ _PROBE_JS = r"""
 """
 
 
+# Run in the page: how the quiz's radio options are laid out. For each option label: the lines
+# its text takes (distinct line tops of the text's client rects) and whether the text, or its
+# radio button, runs outside the label's own box or into the next option's.
+_OPTIONS_JS = r"""
+(root) => {
+  const out = {options: 0, wrapped: 0, overlaps: [], longest: null};
+  [...root.querySelectorAll('.quiz-options .widget-radio-box')].forEach((box, bi) => {
+    let prevBottom = null;
+    [...box.querySelectorAll('label')].forEach((label, li) => {
+      out.options++;
+      const r = label.getBoundingClientRect();
+      // the text's line boxes (text nodes only: the radio button is not a line of text)
+      const rects = [], walker = document.createTreeWalker(label, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        rects.push(...[...range.getClientRects()].filter(x => x.width > 0));
+      }
+      const tops = rects.map(x => x.top).sort((a, b) => a - b);
+      const lines = tops.filter((t, i) => i === 0 || t - tops[i - 1] > 3).length;
+      const text = {bottom: Math.max(...rects.map(x => x.bottom), r.top)};
+      const input = label.querySelector('input').getBoundingClientRect();
+      if (lines > 1) out.wrapped++;
+      const name = label.innerText.trim().slice(0, 50);
+      if (text.bottom > r.bottom + 1 || input.bottom > r.bottom + 1 || input.top < r.top - 1)
+        out.overlaps.push(`${name}: text or radio button outside its row`);
+      if (prevBottom !== null && r.top < prevBottom - 1) out.overlaps.push(`${name}: row starts inside the previous one`);
+      prevBottom = Math.max(r.bottom, text.bottom);
+      if (!out.longest || lines > out.longest.lines) out.longest = {box: bi, label: li, lines, text: name};
+    });
+  });
+  return out;
+}
+"""
+
+
 @dataclass
 class WidgetResult:
     notebook: str
@@ -103,6 +141,8 @@ class NotebookResult:
     warnings: int = 0
     widgets: list[WidgetResult] = field(default_factory=list)
     quiz: str = ""
+    options: str = ""   # quiz options' layout at several widths, the long option clicked at 1024 px
+    reopen: str = ""    # the saved copy reopened: progress bars left as text, widget errors
     kernel_peak_mb: float = 0.0
     status: str = "not run"
     screenshots: list[str] = field(default_factory=list)
@@ -295,13 +335,16 @@ class NotebookSession:
         return self._finish(notebook, name, action, timeout_s)
 
     # ------------------------------------------------------------------ quizzes
-    def answer_quiz(self, choice_questions: dict[tuple[str, ...], tuple[int, int, bool]],
+    def answer_quiz(self, choice_questions: dict[tuple[str, ...], tuple[int, int, bool, str]],
                     timeout_s: float = 30) -> tuple[str, Locator]:
-        """Answer one multiple-choice question wrong (and open its hint), then right.
+        """Answer one multiple-choice question wrong, then right.
 
-        ``choice_questions``: option labels ("A. text", ...) -> (right index, a wrong index,
-        has a hint), from the quiz bank. Returns a one-line summary and the question's locator.
-        Raises AssertionError when the page does not react as a learner expects.
+        Wrong: red feedback and the hint (shown by itself), the right answer not shown, a *Show
+        answer* button offered. Right: green feedback, the score up by one.
+        ``choice_questions``: option labels as shown ("A. text", ..., shuffled per question) ->
+        (right index, a wrong index, has a hint, the right option's text), from the quiz bank.
+        Returns a one-line summary and the question's locator. Raises AssertionError when the
+        page does not react as a learner expects.
         """
         page = self.page
         quiz = page.locator(".quiz").last
@@ -319,28 +362,37 @@ class NotebookSession:
                 question = q
                 break
         assert question is not None, f"no question on the page matches the quiz bank (last options seen: {labels})"
-        right, wrong, has_hint = choice_questions[labels]
+        right, wrong, has_hint, answer = choice_questions[labels]
         question.scroll_into_view_if_needed()
         feedback = question.locator(".quiz-feedback")
         score0 = score.inner_text().strip()
 
-        # 1. wrong answer: red feedback, the hint on request, the score line changes
+        # 1. wrong answer: red feedback and the hint; the right answer stays hidden
         question.locator(".quiz-options .widget-radio-box label").nth(wrong).click()
         question.locator(".quiz-check").click()
         page.wait_for_function("(el) => el.innerText.includes('\u274c')", arg=feedback.element_handle(),
                                timeout=timeout_s * 1000)
         wrong_feedback = feedback.inner_text().strip()
-        # the hint: this question's, else the first question of the quiz that has one
-        hint_owner = question if has_hint else quiz.locator(".quiz-question").filter(
-            has=page.locator(".quiz-hint")).first
+        shown = normalize(wrong_feedback + " " + question.locator(".quiz-solution").inner_text())
+        assert normalize(answer) not in shown and "right answer is" not in shown, (
+            f"a first wrong answer gave the right one away: {shown[:300]!r}")
+        reveal = question.locator(".quiz-reveal")
+        assert reveal.count() and reveal.is_visible(), "no 'Show answer' button after a wrong answer"
         hint_text = ""
-        if hint_owner.count():
-            hint_owner.locator(".quiz-hint").click()
-            hint = hint_owner.locator(".quiz-hint-text")
+        if has_hint:  # shown with the wrong answer, no click needed
+            hint = question.locator(".quiz-hint-text")
             page.wait_for_function("(el) => el.innerText.trim().length > 0", arg=hint.element_handle(),
                                    timeout=timeout_s * 1000)
             hint_text = hint.inner_text().strip()
-            question.scroll_into_view_if_needed()
+        else:  # another question's hint, on request
+            hint_owner = quiz.locator(".quiz-question").filter(has=page.locator(".quiz-hint")).first
+            if hint_owner.count():
+                hint_owner.locator(".quiz-hint").click()
+                hint = hint_owner.locator(".quiz-hint-text")
+                page.wait_for_function("(el) => el.innerText.trim().length > 0", arg=hint.element_handle(),
+                                       timeout=timeout_s * 1000)
+                hint_text = hint.inner_text().strip()
+                question.scroll_into_view_if_needed()
         page.wait_for_function("([el, old]) => el.innerText.trim() !== old",
                                arg=[score.element_handle(), score0], timeout=timeout_s * 1000)
         score1 = score.inner_text().strip()
@@ -357,10 +409,68 @@ class NotebookSession:
         r0, r1, r2 = (_right(s) for s in (score0, score1, score2))
         assert r2 == r1 + 1, f"the score did not count the right answer: {score1!r} -> {score2!r}"
         hint_where = "its hint" if has_hint else "another question's hint" if hint_text else "no hint in this quiz"
-        summary = (f"wrong -> {wrong_feedback.splitlines()[0][:70]!r}"
+        summary = (f"wrong -> {wrong_feedback.splitlines()[0][:70]!r}, answer hidden, Show answer offered"
                    + (f", {hint_where} shown ({len(hint_text)} chars)" if hint_text else f", {hint_where}")
                    + f"; right -> score {score0!r} -> {score1!r} -> {score2!r}")
         return summary, question
+
+    def option_layout(self, width: int) -> dict:
+        """At a window ``width`` (px): how many quiz options there are, how many wrap, which overlap."""
+        page = self.page
+        page.set_viewport_size({"width": width, "height": page.viewport_size["height"]})
+        page.wait_for_timeout(700)  # JupyterLab re-lays out the panels
+        return page.locator(".quiz").last.evaluate(_OPTIONS_JS)
+
+    def click_long_option(self, width: int = 1024) -> str:
+        """At ``width`` px, click the option that wraps onto the most lines and check it is selected."""
+        layout = self.option_layout(width)
+        assert not layout["overlaps"], f"at {width} px quiz options overlap: {layout['overlaps'][:5]}"
+        longest = layout["longest"]
+        assert longest, "the quiz shows no options"
+        box = self.page.locator(".quiz").last.locator(".quiz-options .widget-radio-box").nth(longest["box"])
+        label = box.locator("label").nth(longest["label"])
+        label.scroll_into_view_if_needed()
+        label.click()
+        radio = label.locator("input")
+        self.page.wait_for_function("(el) => el.checked", arg=radio.element_handle(), timeout=5000)
+        checked = box.locator("input:checked")
+        assert checked.count() == 1 and radio.is_checked(), f"clicking {longest['text']!r} did not select it"
+        return (f"{width} px: {layout['wrapped']} of {layout['options']} options wrap, none overlap; "
+                f"clicked {longest['text']!r} ({longest['lines']} lines): selected")
+
+    def save_copy_and_reopen(self, copy_path: str, timeout_s: float = 120) -> list[str]:
+        """File > Save Notebook As... ``copy_path`` (relative to the server root), then open that copy
+        afresh (the kernel keeps running, as when a learner reopens a saved notebook) and return
+        the widget errors the page shows ("Error displaying widget: model not found", ...)."""
+        page = self.page
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook As")).click()
+        field = page.locator(".jp-Dialog input").first
+        field.fill(copy_path)
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.lab.api(f"api/contents/{copy_path}?content=0"):
+                    break
+            except OSError:  # 404 (urllib's HTTPError is an OSError) until the copy is written
+                pass
+            assert time.monotonic() < deadline, f"Save As did not write {copy_path}"
+            time.sleep(0.25)
+        # the kernel stays with the copy, as it stays with a notebook a learner saves and reopens
+        sessions = self.lab.api("api/sessions") or []
+        if not any(x.get("path") == copy_path for x in sessions) and len(sessions) == 1:
+            self.lab.api(f"api/sessions/{sessions[0]['id']}", method="PATCH", body={"path": copy_path})
+        cells = page.locator(".jp-Notebook .jp-Cell").count()
+        self.path = copy_path
+        page.goto(self.lab.url(f"lab/tree/{copy_path}", reset=""), wait_until="domcontentloaded")
+        page.locator(".jp-Notebook .jp-Cell").nth(max(cells - 1, 0)).wait_for(state="attached",
+                                                                             timeout=timeout_s * 1000)
+        self.wait_idle(timeout_s)
+        page.wait_for_timeout(3000)  # widget views are restored from the kernel after the cells render
+        body = page.locator(".jp-Notebook").first.inner_text()
+        return [body[body.index(m):body.index(m) + 200] for m in WIDGET_ERRORS if m in body]
 
     def flip_flashcard(self, timeout_s: float = 30) -> bool:
         """Flip the first flashcard, if any; True when its answer appeared."""

@@ -4,8 +4,11 @@ For each notebook in notebooks/ (whatever exists, so new chapters are picked up)
 JupyterLab, Run All Cells, wait for the kernel to go idle, and require that every code cell ran
 with no traceback and no widget error. Then move every chapter widget's slider with the
 keyboard (or click its toggle) and require that what it drives changed (readout text, plot
-image), timing it; and answer one quiz question wrong (feedback and hint appear), then right
-(the score goes up). Settings and reports: conftest.py.
+image), timing it; check that long quiz options wrap inside their own row at 1400-800 px and
+that clicking one at 1024 px selects it; answer one quiz question wrong (feedback and hint
+appear, the answer does not), then right (the score goes up); finally save the executed
+notebook under build/browser/ (never the committed file) and reopen it: no widget error
+(a finished progress bar leaves text). Settings and reports: conftest.py.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import pytest
 from lab_driver import NotebookResult, NotebookSession, right_answers
 from lab_server import KernelMemory
-from suite_paths import BUILD, notebook_paths
+from suite_paths import BUILD, ROOT, notebook_paths
 
 NOTEBOOKS = notebook_paths()
 # Chapters must have a main widget (a control with the course-slider / course-toggle class);
@@ -28,6 +31,8 @@ NO_WIDGET = {"00_welcome"}
 RESTART_CHECK = {"00_welcome"}
 RUN_TIMEOUT_S = 900          # one notebook, fast mode (the first run of 01 trains the teacher)
 SLOW_WIDGET_S = 5.0          # a widget slower than this fails; the target (<= 1 s) is reported
+OPTION_WIDTHS = (1400, 1280, 1024, 800)  # quiz options must wrap inside their own row at each
+VIEWPORT = {"width": 1280, "height": 900}  # conftest.page's window
 
 
 def _load(path) -> dict:
@@ -94,10 +99,17 @@ def _use_notebook(notebook, lab, page, report, quiz_choices):
             assert w.response_s is not None and w.response_s <= SLOW_WIDGET_S, (
                 f"{w.name}: the output took {w.response_s} s to update (target <= 1 s)")
 
-    # the quiz: wrong (feedback + hint), then right (score goes up)
+    # the quiz: long options wrap in their own row; wrong (feedback + hint, no answer), then right
     if shows_quiz:
         result.status = "quiz"
         assert page.locator(".quiz").count(), f"{notebook.name} calls show_quiz but no quiz widget appeared"
+        widths = []
+        for width in OPTION_WIDTHS:
+            layout = session.option_layout(width)
+            widths.append(f"{width} px {layout['wrapped']}/{layout['options']} wrap")
+            assert not layout["overlaps"], f"at {width} px quiz options overlap: {layout['overlaps'][:5]}"
+        result.options = "; ".join(widths) + " (none overlap); " + session.click_long_option(1024)
+        page.set_viewport_size(VIEWPORT)
         flipped = session.flip_flashcard()
         summary, question = session.answer_quiz(quiz_choices)
         result.quiz = summary + ("; flashcard flipped" if flipped else "")
@@ -110,4 +122,22 @@ def _use_notebook(notebook, lab, page, report, quiz_choices):
             assert right_answers(after) == right_answers(before), (
                 f"quiz progress lost on a kernel restart: {before!r} before, {after!r} after")
             result.quiz += f"; kernel restarted, score still {after!r}"
+
+    # saved and reopened (a copy, never the committed file): finished progress bars left text,
+    # no dead widget ("Error displaying widget: model not found")
+    result.status = "reopen"
+    copy = BUILD / f"reopen-{notebook.name}"
+    copy_rel = copy.relative_to(ROOT).as_posix()
+    copy.unlink(missing_ok=True)
+    try:
+        errors = session.save_copy_and_reopen(copy_rel)
+        saved = _load(copy)
+        texts = ["".join(o.get("data", {}).get("text/plain", "")) for c in saved["cells"]
+                 for o in c.get("outputs", []) if "data" in o]
+        bars = [t for t in texts if re.search(r": \d+(/\d+)? steps in \d", t)]
+        result.reopen = f"reopened a saved copy: {len(bars)} finished progress bar(s) left as text, " \
+                        f"{len(errors)} widget error(s)"
+        assert not errors, f"{notebook.name}, saved and reopened: " + " | ".join(errors)
+    finally:
+        copy.unlink(missing_ok=True)
     result.status = "passed"
