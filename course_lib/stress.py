@@ -249,7 +249,7 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
     (default: the first model), the F1 change in points with its paired interval, McNemar's p-value and
     the verdict of :func:`course_lib.evaluate.verdict_with_interval`.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     texts, y = data.check_texts(texts), np.asarray(labels, dtype=int)
     if len(texts) != len(y) or not models:
@@ -266,7 +266,7 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
     previous, rows, preds = torch.get_num_threads(), [], {}
     torch.set_num_threads(threads)
     try:
-        for name, clf in tqdm(models.items(), desc="report card", disable=not progress, leave=False):
+        for name, clf in progress_bar(models.items(), desc="report card", disable=not progress):
             prob = _probs(clf, texts)
             preds[name] = pred = prob.argmax(axis=1)
             ci = bootstrap_ci(y, pred, "f1", n_boot=n_boot, seed=seed)

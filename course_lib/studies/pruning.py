@@ -224,7 +224,7 @@ def sparsity_sweep(teacher, settings: dict | None = None, progress: bool = True)
     """One row per (method, level, tuned): validation spam-F1 and its drop vs the teacher (points),
     the measured ``sparsity``, parameters (M), sizes (MB: dense fp32, CSR fp32, bitmask int8) and b1
     latency (ms, median of ``latency_runs`` one-message calls: noisy on a shared CPU)."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     settings = settings or plan()
     parts = {k: settings[k] for k in ("levels", "tuned_levels", "calibration", "val_n", "ft_rows", "ft_epochs",
@@ -239,7 +239,7 @@ def sparsity_sweep(teacher, settings: dict | None = None, progress: bool = True)
         jobs = [(m, lv, False) for m in METHODS for lv in settings["levels"] if lv > 0]
         jobs += [(m, lv, True) for m in METHODS for lv in settings["tuned_levels"]]
         rows = [{"method": m, "level": 0.0, "tuned": t, **base} for m in METHODS for t in (False, True)]
-        for method, level, tuned in tqdm(jobs, desc="sparsity sweep", disable=not progress):
+        for method, level, tuned in progress_bar(jobs, desc="sparsity sweep", disable=not progress):
             clf = (tuned_variant(teacher, method, level, settings, progress=False) if tuned
                    else variant(teacher, method, level, sets["calibration"]))
             rows.append({"method": method, "level": level, "tuned": tuned,
@@ -263,7 +263,7 @@ def sensitivity_scan(teacher, settings: dict | None = None, progress: bool = Tru
     """F1 on ``scan_val_n`` validation messages when only one group is magnitude-pruned (per layer), one-shot:
     every role (query ... ffn_out) in all layers at each of ``scan_levels``, and (``scan_layers``) the
     attention or the FFN of one layer at the last of them."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     settings = settings or plan()
     parts = {k: settings[k] for k in ("scan_val_n", "scan_levels", "scan_layers")}
@@ -276,7 +276,7 @@ def sensitivity_scan(teacher, settings: dict | None = None, progress: bool = Tru
         if settings["scan_layers"]:
             jobs += [((g, i), settings["scan_levels"][-1]) for g in ("attention", "ffn") for i in range(len(layers(teacher)))]
         rows = []
-        for (group, layer), level in tqdm(jobs, desc="sensitivity scan", disable=not progress):
+        for (group, layer), level in progress_bar(jobs, desc="sensitivity scan", disable=not progress):
             clf = prune.prune_group(teacher, group, level, layer=layer)
             f1 = evaluate.quality(labels, evaluate.predict(clf, texts).labels)["f1"]
             rows.append({"group": group if layer is None else f"{group} L{layer}",
