@@ -182,18 +182,6 @@ def rank_for_energy(s, energy: float) -> int:
     return int(min(np.searchsorted(curve, energy - 1e-12) + 1, len(curve)))
 
 
-def spectrum(model_or_clf, name: str) -> pd.DataFrame:
-    """Spectrum of the layer called ``name`` (e.g. ``bert.encoder.layer.0.intermediate.dense``): one row per rank
-    with σ and the share of squared singular values kept."""
-    model = _split(model_or_clf)[1]
-    try:
-        layer = model.get_submodule(name)
-    except AttributeError as exc:
-        raise ValueError(f"{name!r} is not a layer of this model; see lowrank.select_layers(model) for names.") from exc
-    s = singular_values(layer)
-    return pd.DataFrame({"rank": np.arange(1, len(s) + 1), "sigma": s, "energy": energy_curve(s)})
-
-
 # --------------------------------------------------------------------------- calibration inputs
 
 
@@ -424,11 +412,3 @@ def factorize_model(model_or_clf, rank: int | dict | None = None, energy: float 
     how = f"energy {energy:g}" if energy is not None else ("per-layer ranks" if isinstance(rank, dict) else f"rank {rank}")
     return TextClassifier(model=new_model, tokenizer=clf.tokenizer, max_length=clf.max_length,
                           name=f"{clf.name} · low-rank {method} ({how})", meta=derived_meta(clf, lowrank=record))
-
-
-def summary(clf: TextClassifier) -> pd.DataFrame:
-    """One row per layer of what :func:`factorize_model` did (from ``clf.meta["lowrank"]``)."""
-    record = (clf.meta or {}).get("lowrank")
-    if record is None:
-        raise ValueError(f"{clf.name} was not made by lowrank.factorize_model (no meta['lowrank']).")
-    return pd.DataFrame.from_dict(record["per_layer"], orient="index").rename_axis("layer").reset_index()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_lib import lowrank, models
+from course_lib.studies import lowrank as study
 
 TEXTS = ["WINNER!! Claim your free prize now, call 0800 123", "see you at lunch?", "ok", "Your account was charged £5",
          "are we still on for tonight, I can bring the dvd", "URGENT: reply STOP to end, txt 87121 to win"]
@@ -175,7 +176,7 @@ def test_per_layer_ranks(tiny):
     assert out.model.bert.encoder.layer[1].attention.self.value[0].out_features == 5
     assert isinstance(out.model.bert.encoder.layer[0].output.dense, torch.nn.Linear)
     assert set(out.meta["lowrank"]["per_layer"]) == set(ranks)
-    assert len(lowrank.summary(out)) == 2
+    assert len(study.summary(out)) == 2
     with pytest.raises(ValueError, match="Not factorizable"):
         lowrank.factorize_model(tiny, rank={"bert.pooler.dense": 3})
     with pytest.raises(ValueError, match="dict is empty"):
@@ -285,11 +286,11 @@ def test_bad_inputs_give_clear_errors(tiny):
     with pytest.raises(ValueError, match="covariance must be"):
         lowrank.factorize_linear(layer, 3, covariance=torch.eye(24))
     with pytest.raises(ValueError, match="not a layer"):
-        lowrank.spectrum(tiny, "bert.encoder.layer.9.output.dense")
+        study.spectrum(tiny, "bert.encoder.layer.9.output.dense")
 
 
 def test_spectrum_and_energy_of_a_low_rank_matrix(tiny):
-    table = lowrank.spectrum(tiny, "bert.encoder.layer.0.intermediate.dense")
+    table = study.spectrum(tiny, "bert.encoder.layer.0.intermediate.dense")
     assert list(table.columns) == ["rank", "sigma", "energy"] and len(table) == 32
     assert table["sigma"].is_monotonic_decreasing and table["energy"].iloc[-1] == pytest.approx(1.0)
     g = torch.Generator().manual_seed(0)

@@ -348,3 +348,23 @@ def int8_onnx(clf, threads: int | None = None):
     variant = onnx_runtime.onnx_variants(clf, threads=threads)[1]
     variant.name = f"{clf.name} · ONNX Runtime int8"
     return variant
+
+
+def spectrum(model_or_clf, name: str) -> pd.DataFrame:
+    """Spectrum of the layer called ``name`` (e.g. ``bert.encoder.layer.0.intermediate.dense``): one row per rank
+    with σ and the share of squared singular values kept."""
+    model = model_or_clf.model if isinstance(model_or_clf, models.TextClassifier) else model_or_clf
+    try:
+        layer = model.get_submodule(name)
+    except AttributeError as exc:
+        raise ValueError(f"{name!r} is not a layer of this model; see lowrank.select_layers(model) for names.") from exc
+    s = lowrank.singular_values(layer)
+    return pd.DataFrame({"rank": np.arange(1, len(s) + 1), "sigma": s, "energy": lowrank.energy_curve(s)})
+
+
+def summary(clf: models.TextClassifier) -> pd.DataFrame:
+    """One row per layer of what :func:`factorize_model` did (from ``clf.meta["lowrank"]``)."""
+    record = (clf.meta or {}).get("lowrank")
+    if record is None:
+        raise ValueError(f"{clf.name} was not made by lowrank.factorize_model (no meta['lowrank']).")
+    return pd.DataFrame.from_dict(record["per_layer"], orient="index").rename_axis("layer").reset_index()
