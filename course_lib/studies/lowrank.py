@@ -368,3 +368,17 @@ def summary(clf: models.TextClassifier) -> pd.DataFrame:
     if record is None:
         raise ValueError(f"{clf.name} was not made by lowrank.factorize_model (no meta['lowrank']).")
     return pd.DataFrame.from_dict(record["per_layer"], orient="index").rename_axis("layer").reset_index()
+
+
+
+def stress_models(progress: bool = True) -> dict:
+    """Chapter 05's whitened, fine-tuned factorization at the largest fine-tuned rank if it is already in the
+    cache, for chapter 06's stress tests: ``{name: (classifier, cache key)}``. Never trains."""
+    settings = plan()
+    teacher = train.finetuned_teacher(progress=progress)
+    calib = data.sample(default_data(settings)[1], settings["calibration_n"], seed=1)["text"].tolist()
+    rank = max(settings["finetune"]["ranks"])
+    key = finetune_key(_fingerprint(teacher), _texts_key(calib), "whitened", rank, settings)
+    if not models.is_cached(key):
+        return {}
+    return {f"low-rank (whitened, rank {rank})": (models.load_classifier(key), key)}

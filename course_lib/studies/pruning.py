@@ -355,3 +355,19 @@ def one_shot_vs_iterative(teacher, settings: dict | None = None, progress: bool 
         return rows
 
     return _cached_table("iterative", _key("iterative", teacher, parts), compute)
+
+
+
+def stress_models(progress: bool = True) -> dict:
+    """Chapter 04's structured-pruned, fine-tuned teacher if it is already in the cache, for chapter 06's
+    stress tests: ``{name: (classifier, cache key)}``. Never trains: if chapter 04 has not made it, it is left out."""
+    from .. import train
+
+    settings = plan()
+    teacher = train.finetuned_teacher(progress=progress)
+    parts = {k: settings[k] for k in ("calibration", "ft_rows", "ft_epochs", "ft_lr", "ft_batch", "seed")}
+    level = settings["tuned_levels"][0]
+    key = _key("model", teacher, parts, method="activation", level=level)
+    if not models.is_cached(key):
+        return {}
+    return {f"pruned ({METHODS['activation']} {level:.0%})": (models.load_classifier(key), key)}
