@@ -10,6 +10,7 @@ import torch
 
 from ..config import one_thread
 from ..quantize import GRANULARITIES, MAX_BITS, MIN_BITS, SCHEMES, quantization_error, quantize_tensor
+from ..evaluate import format_points
 from .base import Explorer, live_explorer, slider, toggle
 
 
@@ -75,8 +76,8 @@ def bit_width_explorer(weight, sweep: pd.DataFrame | None = None, weight_name: s
                             & (sweep["granularity"] == g)]
                 if len(hit):
                     r = hit.iloc[0]
-                    lines.append(f"{m}: spam-F1 {r.f1:.3f} ({-r.f1_drop:+.1f} pts) · accuracy {r.accuracy:.3f} "
-                                 f"({-r.accuracy_drop:+.1f} pts) · agreement with fp32 {r.agreement:.1%} · "
+                    lines.append(f"{m}: spam-F1 {r.f1:.3f} ({format_points(-r.f1_drop)} pts) · accuracy {r.accuracy:.3f} "
+                                 f"({format_points(-r.accuracy_drop)} pts) · agreement with fp32 {r.agreement:.1%} · "
                                  f"packed {r.packed_mb:.1f} MB")
         return "<br>".join(lines)
 

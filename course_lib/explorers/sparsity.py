@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..evaluate import format_points
 from ..studies.pruning import METHODS
 from .base import Explorer, live_explorer, slider, toggle
 
@@ -71,8 +72,8 @@ def sparsity_explorer(sweep: pd.DataFrame, weight, all_weights=None, neuron_scor
         _, what = removed(v, r)
         speed = teacher["b1_ms"] / r["b1_ms"] if r["b1_ms"] > 0 else float("nan")
         lines = [f"<b>{METHODS[v['method']]}, {tag}</b>: nearest measured point {r['sparsity']:.0%} of the encoder's "
-                 f"Linear weights gone (asked {r['level']:.0%}) · {what}",
-                 f"spam-F1 {r['f1']:.3f} ({-r['f1_drop']:+.1f} points vs the teacher's {teacher['f1']:.3f})",
+                 f"Linear weights gone (slider at {v['sparsity']:.0f} %, method level {r['level']:.0%}) · {what}",
+                 f"spam-F1 {r['f1']:.3f} ({format_points(-r['f1_drop'])} points vs the teacher's {teacher['f1']:.3f})",
                  f"parameters {r['params_m']:.2f} M (teacher {teacher['params_m']:.2f} M) · dense file "
                  f"{r['dense_mb']:.1f} MB · stored sparse: CSR fp32 {r['csr_mb']:.1f} MB, bitmask int8 "
                  f"{r['bitmask_int8_mb']:.1f} MB",
