@@ -107,8 +107,9 @@ def rank_explorer(sweep: pd.DataFrame, initial_rank: int = 64) -> Explorer:
                     xlim=(0, max(lowrank.break_even_rank(m, n) for m, n in shapes) * 1.4))
         axes[2].set(xlabel="rank", ylabel="relative error", title="reconstruction error (one-shot)", ylim=(0, 1.05))
         for ax in axes:
-            if row is not None:
-                ax.axvline(row["rank"], color="black", lw=1, alpha=0.6)
+            ax.axvline(values["rank"], color="black", lw=1, alpha=0.6)  # the slider; the readout names the nearest measured rank
+            if row is not None and int(row["rank"]) != values["rank"]:
+                ax.axvline(row["rank"], color="black", lw=1, alpha=0.3, ls="--")
             ax.legend(fontsize=7)
         fig.tight_layout()
         return fig
