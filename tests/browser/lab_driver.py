@@ -462,15 +462,27 @@ class NotebookSession:
         sessions = self.lab.api("api/sessions") or []
         if not any(x.get("path") == copy_path for x in sessions) and len(sessions) == 1:
             self.lab.api(f"api/sessions/{sessions[0]['id']}", method="PATCH", body={"path": copy_path})
-        cells = page.locator(".jp-Notebook .jp-Cell").count()
         self.path = copy_path
         page.goto(self.lab.url(f"lab/tree/{copy_path}", reset=""), wait_until="domcontentloaded")
-        page.locator(".jp-Notebook .jp-Cell").nth(max(cells - 1, 0)).wait_for(state="attached",
-                                                                             timeout=timeout_s * 1000)
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="attached", timeout=timeout_s * 1000)
         self.wait_idle(timeout_s)
         page.wait_for_timeout(3000)  # widget views are restored from the kernel after the cells render
-        body = page.locator(".jp-Notebook").first.inner_text()
-        return [body[body.index(m):body.index(m) + 200] for m in WIDGET_ERRORS if m in body]
+        # JupyterLab renders a long notebook's cells as they scroll into view (windowing): scroll to
+        # the end a screen at a time and read every screen, so no output goes unchecked.
+        found: list[str] = []
+        for _ in range(400):
+            body = page.locator(".jp-Notebook").first.inner_text()
+            found += [body[body.index(m):body.index(m) + 200] for m in WIDGET_ERRORS if m in body]
+            at_end = page.evaluate(
+                """() => { const el = document.querySelector('.jp-WindowedPanel-outer')
+                                   || document.querySelector('.jp-NotebookPanel-notebook');
+                           if (!el) return true;
+                           const end = el.scrollTop + el.clientHeight >= el.scrollHeight - 2;
+                           el.scrollTop += el.clientHeight * 0.9; return end; }""")
+            page.wait_for_timeout(400)
+            if at_end:
+                break
+        return sorted(set(found))
 
     def flip_flashcard(self, timeout_s: float = 30) -> bool:
         """Flip the first flashcard, if any; True when its answer appeared."""
