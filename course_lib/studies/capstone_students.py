@@ -208,7 +208,7 @@ def per_seed(seeds=None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     seeds = tuple(seeds or default_seeds())
     sets = ch02.eval_sets()
     rows, preds = [], {}
-    for recipe, seed in progress_bar([(r, s) for r in RECIPES for s in seeds], desc="capstone students",
+    for recipe, seed in progress_bar([(r, s) for s in seeds for r in RECIPES], desc="capstone students",
                                      disable=not progress):
         clf = train_recipe(recipe, seed, progress=progress)
         rows.append({"recipe": recipe, "seed": seed, **ch02.evaluate_model(clf, sets),
