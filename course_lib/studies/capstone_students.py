@@ -10,6 +10,8 @@ This study tries what the literature offers, one step at a time, over several se
 ``aug + hard labels``         the augmented transfer set (:mod:`course_lib.augment`) with the
                               source messages' labels: the control (is it the data or the teacher?)
 ``aug + KD``                  the same augmented set with the teacher's soft targets
+``aug + MSE, teacher-only copies``  Tang et al.'s objective: the copies carry no label (the teacher's
+                              logits alone, matched by MSE); the originals keep α = 0.5
 ``aug + KD + emb init``       + word embeddings initialised from the teacher's (PCA)
 ``aug + KD + emb init + layers``  + a first stage of intermediate-layer distillation
 ``no KD + emb init``          the no-KD twin of the teacher-initialised students
@@ -42,6 +44,9 @@ SPECS = {
     "KD (ch. 02)": {"augment": False, "targets": "teacher", "embed_init": False, "layers": False},
     "aug + hard labels": {"augment": True, "targets": "labels", "embed_init": False, "layers": False},
     "aug + KD": {"augment": True, "targets": "teacher", "embed_init": False, "layers": False},
+    # Tang et al.'s own objective: the copies are unlabelled (the teacher alone labels them), MSE on logits
+    "aug + MSE, teacher-only copies": {"augment": True, "targets": "teacher", "embed_init": False, "layers": False,
+                                       "loss": "mse", "copies_labelled": False},
     "aug + KD + emb init": {"augment": True, "targets": "teacher", "embed_init": True, "layers": False},
     "aug + KD + emb init + layers": {"augment": True, "targets": "teacher", "embed_init": True, "layers": True},
     "no KD + emb init": {"augment": False, "targets": "labels", "embed_init": True, "layers": False},
@@ -152,6 +157,8 @@ def train_recipe(recipe: str, seed: int = 0, progress: bool = True) -> TextClass
         seconds += hist["seconds"]
     if spec["augment"]:
         frame, logits = transfer_set(teacher)
+        if not spec.get("copies_labelled", True):  # the copies are for the teacher alone to label
+            frame = frame.assign(label=np.where(frame["copy"] > 0, distill.UNLABELLED, frame["label"]))
         epochs = 1
     else:
         frame, logits = split, None
@@ -160,7 +167,8 @@ def train_recipe(recipe: str, seed: int = 0, progress: bool = True) -> TextClass
     if spec["targets"] == "teacher":
         if logits is None:
             logits = cached_logits(teacher, split["text"].tolist())
-        history = distill.distill(student, None, frame[["text", "label"]], teacher_logits=logits, loss="kl", **KD, **common)
+        history = distill.distill(student, None, frame[["text", "label"]], teacher_logits=logits,
+                                  loss=spec.get("loss", "kl"), **KD, **common)
     else:
         history = train.fine_tune(student, frame[["text", "label"]], **common)
     seconds += history["seconds"]
