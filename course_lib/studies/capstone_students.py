@@ -301,10 +301,13 @@ def target_report(table: pd.DataFrame | None = None) -> dict:
     Looks at every recipe that learns from the teacher's soft targets and reports the one with the
     highest mean SMS F1: ``met`` (bool), ``recipe``, ``twin``, ``gain_points``, ``spread_points``,
     ``gap_to_teacher_points``, ``beats_twin`` / ``near_teacher`` (bools), ``missed_by`` (points still
-    needed on each condition, 0 where met), ``teacher_sms_f1``, ``student_sms_f1``, ``n_seeds``, and
+    needed on each condition, 0 where met), ``teacher_sms_f1``, ``student_sms_f1``, the seed-to-seed
+    standard deviations of the student's and the twin's SMS F1 (``student_std_points``, ``twin_std_points``;
+    the condition uses the spread of the paired difference, ``spread_points``), ``n_seeds``, and
     ``any_met``: the recipes (among them) that meet both conditions."""
     table = ablation(progress=False) if table is None else table
     kd = table[[SPECS[r]["targets"] == "teacher" for r in table["recipe"]]]
+    by_recipe = table.set_index("recipe")
 
     def verdict(row) -> dict:
         spread = float(row["gain_vs_twin_spread"])
@@ -317,6 +320,8 @@ def target_report(table: pd.DataFrame | None = None) -> dict:
                               if not beats else 0.0,
                               "teacher_points": max(0.0, float(row["gap_to_teacher_points"]) - 1.0)},
                 "teacher_sms_f1": float(row["teacher_sms_f1"]), "student_sms_f1": float(row["sms_f1_mean"]),
+                "student_std_points": 100 * float(row["sms_f1_std"]),
+                "twin_std_points": 100 * float(by_recipe.loc[row["twin"], "sms_f1_std"]),
                 "n_seeds": int(row["n_seeds"])}
 
     verdicts = [verdict(row) for _, row in kd.iterrows()]
