@@ -58,8 +58,9 @@ def pareto_explorer(table: pd.DataFrame, initial: float | None = None) -> Explor
         ax.scatter(frame.loc[~ok, "size_mb"], frame.loc[~ok, "latency_ms"], c="lightgrey", s=40, label=f"F1 < {floor:.3f}")
         points = ax.scatter(frame.loc[ok, "size_mb"], frame.loc[ok, "latency_ms"], c=frame.loc[ok, "f1"], cmap="viridis",
                             vmin=low, vmax=high, s=55, label=f"F1 ≥ {floor:.3f}")
-        front = frame[frame["on_front"]].sort_values("size_mb")
-        ax.plot(front["size_mb"], front["latency_ms"], ls=":", color="black", lw=1, label="Pareto front (size, latency, F1)")
+        front = frame[frame["on_front"]]
+        ax.scatter(front["size_mb"], front["latency_ms"], s=90, facecolors="none", edgecolors="black", linewidths=1,
+                   label="on the Pareto front (size, latency, F1)")
         for name, r in frame.iterrows():
             ax.annotate(str(name), (r["size_mb"], r["latency_ms"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         for key, marker, color in (("smallest", "o", "tab:red"), ("fastest", "s", "tab:orange")):

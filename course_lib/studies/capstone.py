@@ -319,28 +319,30 @@ def meeting(frame: pd.DataFrame, f1_floor: float) -> dict:
     return {"smallest": ok["size_mb"].idxmin(), "fastest": ok["latency_ms"].idxmin(), "count": len(ok)}
 
 
-def workbook_models(progress: bool = False) -> tuple[dict, list[str]]:
-    """Every model the earlier chapters have cached, loaded (never trained): ``{name: (model, chapter, key)}``
-    and notes on what was left out. The TF-IDF baseline is refitted (a second); int8 copies are made at load."""
+def workbook_models(notes: list | None = None, teacher=None):
+    """Every model the earlier chapters have cached, loaded one at a time (never trained): yields
+    ``(name, model, chapter, cache key)``, so a caller that drops each model keeps one in memory at a time.
+    ``notes`` (a list) receives what was left out. The TF-IDF baseline is refitted (a second); int8 copies of
+    the teacher are made at load. ``teacher``: the fine-tuned teacher if already loaded."""
     from .. import baselines
     from .stress import LATER_CHAPTERS
 
-    out, notes = {}, []
-    teacher = train.finetuned_teacher(progress=progress)
-    out["teacher"] = (teacher, "01", teacher_id())
+    notes = notes if notes is not None else []
+    teacher = teacher or train.finetuned_teacher(progress=False)
+    yield "teacher", teacher, "01", teacher_id()
     train_df = ch02.training_split()
-    tfidf = baselines.tfidf_logreg(train_df, seed=0)
-    out["TF-IDF + LR"] = (tfidf, "01", models.cache_key(kind="tfidf", data=models.texts_digest(train_df["text"].tolist())))
+    yield ("TF-IDF + LR", baselines.tfidf_logreg(train_df, seed=0), "01",
+           models.cache_key(kind="tfidf", data=models.texts_digest(train_df["text"].tolist())))
     for name, recipe in [("tiny, no KD", ch02.Recipe("tiny", "ce")), ("tiny, KD", ch02.Recipe("tiny", "kd", **KD)),
                          ("half teacher, KD", ch02.Recipe("half", "kd", **KD))]:
         key = ch02.recipe_key(recipe)[0]
         if models.is_cached(key):
-            out[name] = (ch02.train_student(recipe, progress=False), "02", key)
+            yield name, ch02.train_student(recipe, progress=False), "02", key
         else:
             notes.append(f"chapter 02's {recipe.label()} is not cached: left out.")
-    out["teacher int8 (PyTorch)"] = (quantize.pytorch_dynamic_int8(teacher), "03", f"int8:{teacher_id()}")
+    yield "teacher int8 (PyTorch)", quantize.pytorch_dynamic_int8(teacher), "03", f"int8:{teacher_id()}"
     if (onnx_runtime.onnx_dir(teacher) / "model.int8.onnx").is_file():
-        out["teacher int8 (ONNX Runtime)"] = (onnx_runtime.onnx_variants(teacher, threads=1)[1], "03", f"onnx8:{teacher_id()}")
+        yield "teacher int8 (ONNX Runtime)", onnx_runtime.onnx_variants(teacher, threads=1)[1], "03", f"onnx8:{teacher_id()}"
     else:
         notes.append("chapter 03's ONNX Runtime int8 teacher is not exported yet: left out.")
     for chapter, number in zip(LATER_CHAPTERS, ("04", "05")):
@@ -348,12 +350,14 @@ def workbook_models(progress: bool = False) -> tuple[dict, list[str]]:
         found = offer(progress=False) if offer else {}
         if not found:
             notes.append(f"chapter {number} has cached no model for other chapters: left out.")
-        for name, (model, key) in found.items():
-            out[name] = (model, number, key)
-    return out, notes
+        while found:
+            name, (model, key) = found.popitem()
+            yield name, model, number, key
+            del model
 
 
-def pareto_table(chain_table: pd.DataFrame | None = None, progress: bool = True, plan: dict | None = None) -> pd.DataFrame:
+def pareto_table(chain_table: pd.DataFrame | None = None, progress: bool = True, plan: dict | None = None,
+                 teacher=None) -> pd.DataFrame:
     """Size (MB), b1 latency (ms, 1 thread, measured now) and SMS F1 (cached per model) of every model of
     :func:`workbook_models`, plus the chain's rows (``chain_table`` of :func:`chain_benchmark`), with
     ``on_front`` (:func:`pareto_front`). ``attrs["notes"]``: what was left out."""
@@ -362,18 +366,20 @@ def pareto_table(chain_table: pd.DataFrame | None = None, progress: bool = True,
     plan = plan or chapter_plan()
     test = ch02.eval_sets()["sms"]
     texts, y = test["text"].tolist(), test["label"].to_numpy()
-    found, notes = workbook_models(progress=False)
-    rows = []
-    for name, (model, chapter, key) in progress_bar(found.items(), desc="workbook models", disable=not progress):
+    notes, rows = [], []
+    for name, model, chapter, key in progress_bar(workbook_models(notes, teacher), desc="workbook models",
+                                                  disable=not progress):
         def compute(model=model):
-            pred = model.predict_logits(texts, batch_size=64).argmax(axis=1)
-            return {"pred": pred.tolist()}
+            return {"pred": model.predict_logits(texts, batch_size=64).argmax(axis=1).tolist()}
+
         pred = np.asarray(_cached_json("pred", {"model": key, "texts": models.texts_digest(texts)}, compute)["pred"])
         ci = stats.bootstrap_ci(y, pred, "f1")
         with config.one_thread():
             lat = evaluate.latency_ms(_with_threads(model, 1), texts[:100], runs=plan["pareto_runs"], warmup=2, threads=1)
         rows.append({"model": name, "chapter": chapter, "size_mb": float(model.size_mb()), "latency_ms": lat["median_ms"],
                      "f1": ci["value"], "f1_low": ci["low"], "f1_high": ci["high"]})
+        del model, compute
+    config.release_memory()
     if chain_table is not None:
         for step, r in chain_table.iloc[1:].iterrows():
             rows.append({"model": f"chain {step}", "chapter": "07", "size_mb": r["ships_mb"],
