@@ -73,3 +73,13 @@ def test_chain_benchmark_has_a_row_per_step(chain):
     assert table["ships_mb"].iloc[-1] < table["ships_mb"].iloc[0] / 50
     assert table["verdict"].iloc[0] == "baseline"
     assert set(bench.table.index) == set(table.index)
+
+
+def test_order_study_measures_four_orders_after_int8():
+    order = capstone.order_study(plan={**capstone.chapter_plan(), "order_seeds": (0,)}, progress=False)
+    assert list(order["order"]) == ["distil → int8", "int8 teacher → distil → int8", "distil → prune → int8",
+                                    "prune → distil → int8"]
+    assert (order["f1_low"] <= order["f1"]).all() and (order["f1"] <= order["f1_high"]).all()
+    pruned_rows = order[order["order"].str.contains("prune")]
+    assert (pruned_rows["params_m"] < order.loc[0, "params_m"]).all()
+    assert order["ships_mb"].max() < 5
