@@ -64,8 +64,10 @@ def student(progress: bool = True) -> models.TextClassifier:
 
 
 def student_source() -> str:
-    return ("the capstone's best tiny student (studies.capstone_students.best_student)" if has_capstone_students()
-            else "chapter 02's tiny KD student (T = 4, α = 0.5, seed 0)")
+    if has_capstone_students():
+        recipe = importlib.import_module(STUDENTS_MODULE).best_recipe()
+        return f"the capstone's best tiny student ({recipe}, seed 0; studies.capstone_students.best_student)"
+    return "chapter 02's tiny KD student (T = 4, α = 0.5, seed 0)"
 
 
 def _json_path(kind: str, key: str):
