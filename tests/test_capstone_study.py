@@ -51,7 +51,7 @@ def test_chain_steps_shrink_and_the_file_ships(chain):
     steps = chain["steps"]
     names = list(steps)
     assert names[0] == "teacher" and names[-1] == "5 shipped file"
-    s, p, t = steps["1 distilled student"], steps["2 + pruned FFN 50%"], steps["3 + trimmed vocabulary"]
+    s, p, t = steps["1 tiny student"], steps["2 + pruned FFN 50%"], steps["3 + trimmed vocabulary"]
     assert p.num_parameters() < s.num_parameters() and t.num_parameters() < p.num_parameters()
     assert len(t.tokenizer) < len(s.tokenizer)
     served = steps["5 shipped file"]

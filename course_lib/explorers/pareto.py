@@ -73,9 +73,9 @@ def pareto_explorer(table: pd.DataFrame, initial: float | None = None) -> Explor
         ax.set_xlabel("size on disk (MB, log)")
         ax.set_ylabel("b1 latency (ms, 1 thread, log)")
         ax.set_title(f"Every model of the workbook; F1 floor {floor:.3f}", fontsize=9)
-        fig.colorbar(points, ax=ax, label="SMS F1")
+        fig.colorbar(points, ax=ax, label="SMS F1", fraction=0.04, pad=0.02)
         ax.legend(fontsize=6, loc="lower right")
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.93)  # fixed: tight_layout costs a redraw
         return fig
 
     controls = {"f1_floor": slider("F1 floor", start, low, high, 0.005, readout_format=".3f")}
