@@ -49,10 +49,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts for b1 latency")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, fast 2)")
     parser.add_argument("--runs", type=int, default=None, help="calls per round (default 40, fast 10)")
+    parser.add_argument("--recipe", default=None,
+                        help="start from this capstone_students recipe at seed 0 (cached) instead of the best one, "
+                             "e.g. 'no KD + emb init'; 'ch02' = chapter 02's tiny KD student")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from course_lib import config, evaluate, onnx_runtime, ship, shipped
+    from course_lib import config, evaluate, ship, shipped
     from course_lib.studies import capstone
     from course_lib.studies import distillation as ch02
 
@@ -64,10 +67,19 @@ def main() -> int:
     print(f"mode: {'fast' if config.fast_mode() else 'full'} · {len(test)} SMS test messages · {len(youtube)} YouTube "
           f"comments · load average {load[0]:.2f} on {os.cpu_count()} cores (shared machine: timings are noisy)")
     print(f"CPU int8 / bf16 features: {cpu_features()}")
-    print(f"student: {capstone.student_source()}")
-
     start = time.perf_counter()
-    chain = capstone.chain(progress=False)
+    first = None
+    if args.recipe == "ch02":
+        first = ch02.train_student(ch02.Recipe("tiny", "kd", **capstone.KD), progress=False)
+        print("student: chapter 02's tiny KD student (seed 0)")
+    elif args.recipe:
+        from course_lib.studies import capstone_students
+
+        first = capstone_students.train_recipe(args.recipe, seed=0, progress=False)
+        print(f"student: capstone_students recipe {args.recipe!r}, seed 0")
+    else:
+        print(f"student: {capstone.student_source()}")
+    chain = capstone.chain(progress=False, start=first)
     teacher, path = chain["steps"]["teacher"], chain["path"]
     print(f"chain ready in {time.perf_counter() - start:.0f} s: {path.name}")
 

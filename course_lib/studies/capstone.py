@@ -161,11 +161,12 @@ def trimmed(clf: models.TextClassifier) -> models.TextClassifier:
     return out
 
 
-def chain(progress: bool = True, plan: dict | None = None) -> dict:
-    """The chain's models in order: ``{step name: model}`` (teacher first) and ``"path"``: the shipped file."""
+def chain(progress: bool = True, plan: dict | None = None, start: models.TextClassifier | None = None) -> dict:
+    """The chain's models in order: ``{"steps": {step name: model} (teacher first), "path": the shipped file}``.
+    ``start``: the student to start from (default :func:`student`)."""
     plan = plan or chapter_plan()
     teacher = train.finetuned_teacher(progress=progress)
-    s = student(progress)
+    s = start if start is not None else student(progress)
     p = pruned(s, plan, progress=progress)
     t = trimmed(p)
     path = ship.ship_cached(t)
