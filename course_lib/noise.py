@@ -56,7 +56,7 @@ def cpu_seconds() -> tuple[float, float] | None:
     return float(busy), float(own.user + own.system)
 
 
-def reference_ms(size: int = 192, repeats: int = 11) -> float:
+def reference_ms(size: int = 256, repeats: int = 15) -> float:
     """Median ms of a fixed ``size``×``size`` fp32 matrix product, on torch's current thread count:
     the yardstick timed before and after a measurement."""
     g = torch.Generator().manual_seed(0)

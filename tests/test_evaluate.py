@@ -99,15 +99,17 @@ class _PlainLoop:
 
 def test_benchmark_latency_matches_a_plain_loop(splits):
     """The benchmark's b1 call adds no overhead of its own (e.g. model.eval() on every call): within 10 %
-    of a bare tokenize + forward loop. Measured interleaved (evaluate.speed_ratio: short blocks of each,
-    alternating, the same texts, median ratio over rounds), so a busy machine slows both alike;
+    of a bare tokenize + forward loop. Measured interleaved (evaluate.speed_ratio: one call of each in turn
+    on the same text, the fastest call of each per text, median ratio over texts), so a busy machine slows
+    both alike and a preempted call does not count (under load average 5-10 on 2 cores: 1.04-1.07);
     latency_ms times the same call (evaluate._timed_ms)."""
     from course_lib import students
 
     clf = students.small_bert()  # the tiny student: ~3 ms per message, where per-call overhead shows most
     clf.model.eval()
     texts = splits.test["text"].tolist()[:40]
-    r = evaluate.speed_ratio(_PlainLoop(clf), clf, texts, rounds=30, runs=6, warmup=5, threads=1)
+    # the fastest of 16 alternating calls per text: what each costs when no other program takes the core away
+    r = evaluate.speed_ratio(_PlainLoop(clf), clf, texts, rounds=30, runs=16, warmup=5, threads=1, statistic="min")
     ratio = 1 / r["speedup"]  # library ms / plain ms
     print(f"benchmark / plain b1 latency: median ratio {ratio:.3f} over {r['rounds']} interleaved rounds "
           f"(25-75 %: {1 / r['high']:.3f}-{1 / r['low']:.3f}; {r['noise']})")
