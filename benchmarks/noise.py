@@ -14,6 +14,9 @@ after the teacher's back-to-back timing, or after half the interleaved rounds). 
 - interleaved: ``evaluate.speed_ratio`` (A, B, B, A, ... one call each on the same text; the median of the
   per-round ratios, with their 25-75 % and 5-95 % range).
 
+Under load, fewer threads help: on two shared cores a two-thread op waits for its slower thread (try
+``--threads 1``).
+
 Without a cached full-mode teacher it uses the pretrained MiniLM with an untrained head (same shape and speed)
 and never trains one. The CPU's int8/bf16 features are printed next to the ratios. One run takes 1-3 minutes.
 """
@@ -112,6 +115,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help="calls per back-to-back latency (default 20, fast 15)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 16, fast 10)")
     parser.add_argument("--block", type=int, default=None, help="texts per interleaved round, each timed once per model (default 4, fast 3)")
+    parser.add_argument("--budget-s", type=float, default=150.0,
+                        help="fewer runs and rounds when a first probe says the defaults would take longer (default 150 s)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -143,6 +148,18 @@ def main() -> int:
     for m in (teacher, student):
         m.model.eval()
     texts = data.sms_splits().test["text"].tolist()[:100]
+    from course_lib import evaluate
+
+    probe_ms = sum(evaluate.latency_ms(m, texts, runs=3, warmup=1, threads=args.threads)["median_ms"]
+                   for m in (teacher, student))
+    calls = args.repeats * args.runs + args.rounds * args.block  # teacher+student calls per scenario
+    expected_s = probe_ms / 1000 * calls * 4.5  # three scenarios, the burning ones about twice as slow
+    if expected_s > args.budget_s:
+        f = (args.budget_s / expected_s) ** 0.5
+        args.runs, args.rounds = max(5, int(args.runs * f)), max(6, int(args.rounds * f))
+        print(f"a first probe took {probe_ms:.0f} ms per teacher+student call pair (a busy machine): "
+              f"{args.runs} calls per latency and {args.rounds} interleaved rounds, to stay near --budget-s "
+              f"{args.budget_s:.0f} s")
     print(f"teacher: {which}, {teacher.num_parameters() / 1e6:.1f} M parameters · student: students.TINY "
           f"{student.num_parameters() / 1e6:.2f} M · {len(texts)} test messages cycled at batch 1\n", flush=True)
 

@@ -180,11 +180,13 @@ def threshold_table(y_true: Sequence[int], spam_prob: Sequence[float], threshold
     return pd.DataFrame(rows)
 
 
-def _timed_ms(fn, text: str) -> float:
-    """Milliseconds of one batch-1 call ``fn([text], batch_size=1)`` (the one timing every speed figure uses)."""
-    t0 = time.perf_counter()
+def _timed_ms(fn, text: str, clock: Callable[[], float] | None = None) -> float:
+    """Milliseconds of one batch-1 call ``fn([text], batch_size=1)`` (the one timing every speed figure uses);
+    ``clock``: default ``time.perf_counter`` (wall time)."""
+    clock = clock or time.perf_counter
+    t0 = clock()
     fn([text], batch_size=1)
-    return (time.perf_counter() - t0) * 1000.0
+    return (clock() - t0) * 1000.0
 
 
 def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10, threads: int | None = None,
@@ -232,7 +234,7 @@ SPREAD_RELIABLE = 0.3  # an interleaved speedup whose 25-75 % range is wider tha
 
 def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = None, runs: int | None = None,
                 warmup: int | None = None, threads: int | None = None, statistic: str = "median",
-                noise_sources: dict | None = None) -> dict:
+                cpu_time: bool = False, noise_sources: dict | None = None) -> dict:
     """How many times faster ``variant`` is than ``baseline`` at batch 1, measured interleaved.
 
     One loop of ``rounds`` rounds; round r takes the r-th text (cycling) and times it ``runs`` times
@@ -242,7 +244,13 @@ def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = No
     models see the same load and the ratio survives a busy machine that makes each latency alone
     meaningless. ``statistic``: ``"median"`` (what a user waits, typically) or ``"min"`` (the fastest
     call: what the model costs when no other program takes the core away; robust when most calls
-    are preempted, e.g. for a test of per-call overhead). torch runs on ``threads`` threads (default :func:`config.num_threads`) throughout.
+    are preempted, but fair only for calls of similar length, e.g. a test of per-call overhead: on a
+    busy machine a short call sometimes runs untouched while a long one almost never does, so the
+    fastest-call ratio of a 40 ms teacher to a 8 ms student came out 12-25 instead of about 6).
+    ``cpu_time=True``: each call is timed in CPU time of this thread (``time.thread_time``) instead of
+    wall time, so time the core spent on other programs does not count (caches they evict still do);
+    only with ``threads=1``, where torch computes on the calling thread. For comparing per-call work
+    (overhead tests), not what a user waits. torch runs on ``threads`` threads (default :func:`config.num_threads`) throughout.
 
     Returns ``speedup`` (median over rounds), ``low``/``high`` (25th/75th percentiles over rounds),
     ``p5``/``p95`` (5th/95th), ``rounds``, ``runs``, ``threads``, ``baseline_ms``/``variant_ms``
@@ -261,6 +269,9 @@ def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = No
     if statistic not in ("median", "min"):
         raise ValueError(f"statistic must be 'median' or 'min', got {statistic!r}.")
     stat = statistics.median if statistic == "median" else min
+    if cpu_time and int(threads or config.num_threads()) != 1:
+        raise ValueError("cpu_time=True needs threads=1: with more, torch computes on other threads too.")
+    clock = time.thread_time if cpu_time else None
     fns = [getattr(baseline, "predict_logits"), getattr(variant, "predict_logits")]
     threads = int(threads or config.num_threads())
     previous = torch.get_num_threads()
@@ -278,7 +289,7 @@ def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = No
                 this = [[], []]
                 for i, t in enumerate(batch):
                     for k in (order if i % 2 == 0 else order[::-1]):
-                        this[k].append(_timed_ms(fns[k], t))
+                        this[k].append(_timed_ms(fns[k], t, clock))
                 ratios.append(stat(this[0]) / stat(this[1]))
                 times[0] += this[0]
                 times[1] += this[1]
@@ -289,7 +300,7 @@ def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = No
     return {"speedup": speedup, "low": low, "high": high, "p5": p5, "p95": p95, "rounds": rounds, "runs": runs,
             "threads": threads, "baseline_ms": float(statistics.median(times[0])),
             "variant_ms": float(statistics.median(times[1])), "ratios": [float(x) for x in ratios],
-            "reliable": bool((high - low) <= SPREAD_RELIABLE * speedup), "statistic": statistic,
+            "reliable": bool((high - low) <= SPREAD_RELIABLE * speedup), "statistic": statistic, "cpu_time": cpu_time,
             "noise": probe.check().label}
 
 
