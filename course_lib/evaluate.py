@@ -250,7 +250,8 @@ def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = No
     ``cpu_time=True``: each call is timed in CPU time of this thread (``time.thread_time``) instead of
     wall time, so time the core spent on other programs does not count (caches they evict still do);
     only with ``threads=1``, where torch computes on the calling thread. For comparing per-call work
-    (overhead tests), not what a user waits. torch runs on ``threads`` threads (default :func:`config.num_threads`) throughout.
+    (overhead tests), not what a user waits. torch runs on ``threads`` threads (default
+    :func:`config.num_threads`) throughout.
 
     Returns ``speedup`` (median over rounds), ``low``/``high`` (25th/75th percentiles over rounds),
     ``p5``/``p95`` (5th/95th), ``rounds``, ``runs``, ``threads``, ``baseline_ms``/``variant_ms``

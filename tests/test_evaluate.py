@@ -66,7 +66,10 @@ def test_benchmark_measures_every_field(teacher, splits):
     assert row["tn"] + row["fp"] + row["fn"] + row["tp"] == 64
     assert 80 < row["size_mb"] < 95  # 22.7M fp32 parameters ≈ 91 MB
     assert 22.5 < row["params_m"] < 23.0
-    assert 0.1 < row["latency_ms"] < 2000 and row["latency_p95_ms"] >= row["latency_ms"]
+    assert row["latency_ms"] > 0.1 and row["latency_p95_ms"] >= row["latency_ms"]
+    assert row["speed_check"] == bench.noise_checks["teacher"].label
+    if row["speed_check"] == "ok":  # a sanity bound only where the benchmark trusts its own timing
+        assert row["latency_ms"] < 2000
     assert row["throughput_b8"] > 0 and row["threads"] >= 1
     bench.run("teacher again", teacher, measure_speed=False, progress=False, note="copy")
     assert list(bench.table.index) == ["teacher", "teacher again"]

@@ -133,6 +133,8 @@ def test_interleaved_ratio_sees_a_model_twice_as_slow(clock):
     assert fastest["speedup"] == pytest.approx(2.0) and fastest["statistic"] == "min"
     with pytest.raises(ValueError, match="statistic"):
         evaluate.speed_ratio(_Sleeper(1.0), _Sleeper(1.0), ["a"], rounds=2, statistic="mean")
+    with pytest.raises(ValueError, match="threads=1"):
+        evaluate.speed_ratio(_Sleeper(1.0), _Sleeper(1.0), ["a"], rounds=2, threads=2, cpu_time=True)
     with pytest.raises(ValueError, match="rounds"):
         evaluate.speed_ratio(_Sleeper(1.0), _Sleeper(1.0), ["a"], rounds=1)
 
