@@ -2,6 +2,7 @@
 #   make lab        set up and open JupyterLab on the first notebook (extra flags: LAB_ARGS="...")
 #   make test       set up and run the whole test suite (unit tests + every notebook, fast mode)
 #   make notebooks  (instructors) run every notebook headless in FULL mode into build/notebooks
+#   make cache      (instructors) pre-train everything the chapters train on first run (CHAPTERS=01,02 for some)
 #   make test-browser  every notebook run and used in JupyterLab in Chromium, in the Binder environment
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.create_connection(('download.pytorch.org', 443), 2); print('--index-url https://download.pytorch.org/whl/cpu')" 2>/dev/null)
 
-.PHONY: setup lab test test-unit test-notebooks notebooks clean-cache test-browser
+.PHONY: setup lab test test-unit test-notebooks notebooks cache clean-cache test-browser
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,12 +49,21 @@ test-notebooks: setup
 notebooks: setup
 	$(BIN)/python scripts/run_notebooks.py --out build/notebooks
 
+# A classroom machine or a JupyterHub image, before the course: the teacher, the students, the sweeps
+# (full mode, into the normal cache or COURSE_CACHE). `make lab` never needs it; chapters train what is missing.
+CHAPTERS ?= all
+cache: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/build_cache.py --chapters $(CHAPTERS)
+
 clean-cache:
 	rm -rf .cache/test
 
 # The browser suite (tests/browser/README.md): builds the Binder environment from binder/ as
 # repo2docker does (cached in .cache/binder-venv-*), starts JupyterLab from it, and drives every
 # notebook in Debian's Chromium (apt-get install chromium). BROWSER_LAB_ENV=dev uses .venv instead.
+# binder/postBuild pre-builds the cache as on Binder, here in fast mode and for chapter 01 only (the teacher),
+# so the suite checks that a pre-built teacher is found; COURSE_PREBUILD=all pre-builds every chapter.
+COURSE_PREBUILD ?= 01
 test-browser: setup
-	COURSE_BROWSER=1 COURSE_FAST=1 COURSE_CACHE=$(CURDIR)/.cache/test HF_HUB_OFFLINE=1 \
+	COURSE_BROWSER=1 COURSE_FAST=1 COURSE_CACHE=$(CURDIR)/.cache/test HF_HUB_OFFLINE=1 COURSE_PREBUILD=$(COURSE_PREBUILD) \
 		$(BIN)/python -m pytest tests/browser -v

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 import pickle
 import re
 import statistics
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -42,7 +44,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from . import config, data, stats
+from . import config, data, noise, stats
 from .progress import progress_bar
 
 GOOD_MAX_DROP = 2.0  # quality drop in points below which a compressed model with real gains is "good"
@@ -178,12 +180,26 @@ def threshold_table(y_true: Sequence[int], spam_prob: Sequence[float], threshold
     return pd.DataFrame(rows)
 
 
-def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10, threads: int | None = None) -> dict:
+def _timed_ms(fn, text: str, clock: Callable[[], float] | None = None) -> float:
+    """Milliseconds of one batch-1 call ``fn([text], batch_size=1)`` (the one timing every speed figure uses);
+    ``clock``: default ``time.perf_counter`` (wall time)."""
+    clock = clock or time.perf_counter
+    t0 = clock()
+    fn([text], batch_size=1)
+    return (clock() - t0) * 1000.0
+
+
+def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10, threads: int | None = None,
+               noise_sources: dict | None = None) -> dict:
     """Batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed calls, one text each.
 
     Texts are cycled in order. Returns ``median_ms`` (= p50), ``p95_ms``, ``p99_ms``, ``mean_ms``
     (milliseconds) and ``runs``. ``threads``: torch's thread count during the timing (restored
     after), reported as ``threads``: the model's own where it keeps one (an ONNX Runtime session).
+    The timing is watched for signs of a busy machine (:mod:`course_lib.noise`: load average, other
+    programs' CPU use, p95/p50 spread, a reference loop before and after): ``noisy`` (bool),
+    ``noise`` (``"ok"`` or ``"noisy: <why>"``) and ``noise_check`` (:class:`course_lib.noise.NoiseCheck`).
+    ``noise_sources``: injected sources for :func:`course_lib.noise.watch` (tests).
     """
     if not texts:
         raise ValueError("latency_ms needs at least one text.")
@@ -194,21 +210,99 @@ def latency_ms(variant, texts: Sequence[str], runs: int = 100, warmup: int = 10,
     try:
         for i in range(warmup):
             fn([texts[i % len(texts)]], batch_size=1)
-        times = []
-        for i in range(runs):
-            t0 = time.perf_counter()
-            fn([texts[i % len(texts)]], batch_size=1)
-            times.append((time.perf_counter() - t0) * 1000.0)
+        with noise.watch(torch.get_num_threads(), **(noise_sources or {})) as probe:
+            times = [_timed_ms(fn, texts[i % len(texts)]) for i in range(runs)]
     finally:
         torch.set_num_threads(previous)
+    median, p95 = float(statistics.median(times)), float(np.percentile(times, 95))
+    check = probe.check(median, p95)
     return {
-        "median_ms": float(statistics.median(times)),
-        "p95_ms": float(np.percentile(times, 95)),
+        "median_ms": median,
+        "p95_ms": p95,
         "p99_ms": float(np.percentile(times, 99)),
         "mean_ms": float(np.mean(times)),
         "runs": runs,
         "threads": int(getattr(variant, "threads", threads or previous)),
+        "noisy": check.noisy,
+        "noise": check.label,
+        "noise_check": check,
     }
+
+
+SPREAD_RELIABLE = 0.3  # an interleaved speedup whose 25-75 % range is wider than 30 % of it is unreliable
+
+
+def speed_ratio(baseline, variant, texts: Sequence[str], rounds: int | None = None, runs: int | None = None,
+                warmup: int | None = None, threads: int | None = None, statistic: str = "median",
+                cpu_time: bool = False, noise_sources: dict | None = None) -> dict:
+    """How many times faster ``variant`` is than ``baseline`` at batch 1, measured interleaved.
+
+    One loop of ``rounds`` rounds; round r takes the r-th text (cycling) and times it ``runs`` times
+    with each model in alternation (A, B, then B, A, ..., so neither always goes first), then takes
+    the ratio of the two models' ``statistic`` over that round, baseline ms / variant ms (> 1: the
+    variant is faster). Each pair of calls is a few milliseconds apart on the same text, so both
+    models see the same load and the ratio survives a busy machine that makes each latency alone
+    meaningless. ``statistic``: ``"median"`` (what a user waits, typically) or ``"min"`` (the fastest
+    call: what the model costs when no other program takes the core away; robust when most calls
+    are preempted, but fair only for calls of similar length, e.g. a test of per-call overhead: on a
+    busy machine a short call sometimes runs untouched while a long one almost never does, so the
+    fastest-call ratio of a 40 ms teacher to a 8 ms student came out 12-25 instead of about 6).
+    ``cpu_time=True``: each call is timed in CPU time of this thread (``time.thread_time``) instead of
+    wall time, so time the core spent on other programs does not count (caches they evict still do);
+    only with ``threads=1``, where torch computes on the calling thread. For comparing per-call work
+    (overhead tests), not what a user waits. torch runs on ``threads`` threads (default
+    :func:`config.num_threads`) throughout.
+
+    Returns ``speedup`` (median over rounds), ``low``/``high`` (25th/75th percentiles over rounds),
+    ``p5``/``p95`` (5th/95th), ``rounds``, ``runs``, ``threads``, ``baseline_ms``/``variant_ms``
+    (medians over all timed calls, ms: as noisy as any single latency), ``ratios`` (per round),
+    ``reliable`` (the 25-75 % range within :data:`SPREAD_RELIABLE` of the speedup) and ``noise``
+    (the :mod:`course_lib.noise` label of the whole loop, for the record).
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValueError("speed_ratio needs at least one text.")
+    rounds = int(rounds or config.pick(20, 8))
+    runs = int(runs or config.pick(10, 5))
+    warmup = config.pick(5, 2) if warmup is None else int(warmup)
+    if rounds < 2 or runs < 1:
+        raise ValueError(f"speed_ratio needs at least 2 rounds and 1 run per round (got {rounds}, {runs}).")
+    if statistic not in ("median", "min"):
+        raise ValueError(f"statistic must be 'median' or 'min', got {statistic!r}.")
+    stat = statistics.median if statistic == "median" else min
+    if cpu_time and int(threads or config.num_threads()) != 1:
+        raise ValueError("cpu_time=True needs threads=1: with more, torch computes on other threads too.")
+    clock = time.thread_time if cpu_time else None
+    fns = [getattr(baseline, "predict_logits"), getattr(variant, "predict_logits")]
+    threads = int(threads or config.num_threads())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    times: list[list[float]] = [[], []]
+    ratios = []
+    try:
+        for fn in fns:
+            for i in range(warmup):
+                fn([texts[i % len(texts)]], batch_size=1)
+        with noise.watch(threads, **(noise_sources or {})) as probe:
+            for r in range(rounds):
+                batch = [texts[r % len(texts)]] * runs
+                order = (0, 1) if r % 2 == 0 else (1, 0)
+                this = [[], []]
+                for i, t in enumerate(batch):
+                    for k in (order if i % 2 == 0 else order[::-1]):
+                        this[k].append(_timed_ms(fns[k], t, clock))
+                ratios.append(stat(this[0]) / stat(this[1]))
+                times[0] += this[0]
+                times[1] += this[1]
+    finally:
+        torch.set_num_threads(previous)
+    speedup = float(statistics.median(ratios))
+    low, high, p5, p95 = (float(np.percentile(ratios, q)) for q in (25, 75, 5, 95))
+    return {"speedup": speedup, "low": low, "high": high, "p5": p5, "p95": p95, "rounds": rounds, "runs": runs,
+            "threads": threads, "baseline_ms": float(statistics.median(times[0])),
+            "variant_ms": float(statistics.median(times[1])), "ratios": [float(x) for x in ratios],
+            "reliable": bool((high - low) <= SPREAD_RELIABLE * speedup), "statistic": statistic, "cpu_time": cpu_time,
+            "noise": probe.check().label}
 
 
 def throughput(variant, texts: Sequence[str], batch_sizes: Sequence[int] = (1, 8, 32)) -> dict:
@@ -231,30 +325,36 @@ def num_parameters(variant) -> int | None:
 
 
 def verdict(quality_drop_points: float, size_ratio: float, speedup: float,
-            metric_label: str = "quality") -> tuple[str, str]:
+            metric_label: str = "quality", speed_reliable: bool = True) -> tuple[str, str]:
     """The workbook's rule of thumb for a compressed model, as (verdict, reason).
 
     ``quality_drop_points``: baseline minus variant, in percentage points (e.g. F1 0.973 → 0.951 is 2.2).
     ``size_ratio``: baseline MB / variant MB. ``speedup``: baseline latency / variant latency.
     The reason states the change as the comparison table does: variant minus baseline, 3 decimals
     (a drop of 1.591 points reads "-1.591"). ``metric_label`` names the quality figure in it.
+    ``speed_reliable=False`` (the latencies were measured on a busy machine, :mod:`course_lib.noise`):
+    the speedup counts for nothing, and the reason says it is unreliable instead of "faster"/"slower".
 
     - drop ≤ 2 points with a real gain (≥ 1.2× smaller or faster): **good**;
     - drop > 5 points: **bad**, whatever the gains;
     - anything else: **depends on the use case** (how much speed/size is worth to you).
     """
-    gain = max(size_ratio, speedup) >= REAL_GAIN
+    counted_speed = speedup if speed_reliable else 1.0
+    gain = max(size_ratio, counted_speed) >= REAL_GAIN
     change = f"{metric_label} change {format_points(-quality_drop_points, 3)} points"
+    speed = f"{speedup:.1f}x faster" if speed_reliable else f"speed unreliable ({speedup:.1f}x on a noisy timing)"
+    unreliable = "" if speed_reliable else f"; the speed was measured on a busy machine: {noise.ADVICE}"
     if quality_drop_points > BAD_MIN_DROP:
         return "bad", f"{change}, a drop of more than {BAD_MIN_DROP:g}: predictions become unreliable"
     if quality_drop_points <= GOOD_MAX_DROP and gain:
         return "good", (f"{change}, within the {GOOD_MAX_DROP:g}-point allowance, "
-                        f"with {size_ratio:.1f}x smaller / {speedup:.1f}x faster")
+                        f"with {size_ratio:.1f}x smaller / {speed}{unreliable}")
     if not gain:
-        return "depends on the use case", (f"{change} and no real size or speed gain "
-                                           f"({size_ratio:.2f}x size, {speedup:.2f}x speed)")
-    return "depends on the use case", (f"{change} for {size_ratio:.1f}x smaller / {speedup:.1f}x faster: "
-                                       "worth it only if speed/size matter more")
+        speed_part = f"{speedup:.2f}x speed" if speed_reliable else f"speed unreliable ({speedup:.2f}x on a noisy timing)"
+        return "depends on the use case", (f"{change} and no real size or {'' if speed_reliable else 'trusted '}"
+                                           f"speed gain ({size_ratio:.2f}x size, {speed_part}){unreliable}")
+    return "depends on the use case", (f"{change} for {size_ratio:.1f}x smaller / {speed}: "
+                                       f"worth it only if speed/size matter more{unreliable}")
 
 
 class BenchmarkTable(pd.DataFrame):
@@ -266,11 +366,31 @@ class BenchmarkTable(pd.DataFrame):
     def _constructor(self):
         return BenchmarkTable
 
+    def noise_note(self) -> str:
+        """A sentence about the rows shown whose latency was measured on a busy machine (their
+        ``speed_check`` in :attr:`Benchmark.table`, kept in ``attrs`` so a column selection keeps it);
+        empty when none was, or when no speed column is shown."""
+        checks = {k: v for k, v in self.attrs.get("speed_checks", {}).items()
+                  if k in self.index and str(v).startswith("noisy")}
+        speed_cols = [c for c in self.columns if str(c).startswith(("latency", "throughput", "speed"))]
+        if not checks or not speed_cols:
+            return ""
+        rows = "; ".join(f"{k}: {v[len('noisy: '):]}" for k, v in checks.items())
+        return (f"Speed columns unreliable, measured on a busy machine ({rows}). "
+                f"What to do: {noise.ADVICE}.")
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        note = self.noise_note()
+        return f"{text}\n\n{note}" if note else text
+
     def _repr_html_(self):
         html = super()._repr_html_()
         if html is None:
             return None
-        return f'<div style="overflow-x: auto; max-width: 100%;">{html}</div>'
+        note = self.noise_note()
+        note = (f'<p class="course-noise-note" style="color: #a94400;">&#9888; {escape(note)}</p>' if note else "")
+        return f'<div style="overflow-x: auto; max-width: 100%;">{html}</div>{note}'
 
 
 def _check_variant(variant) -> None:
@@ -308,6 +428,11 @@ class Benchmark:
     :meth:`from_frame` takes those :func:`course_lib.data.load_csv` stored). With two classes a row
     has spam precision/recall/F1 and tn/fp/fn/tp; with more, macro and weighted averages
     (:func:`quality`), and :meth:`per_class` / :meth:`confusion` give the per-class figures.
+
+    Every latency is watched for a busy machine (:mod:`course_lib.noise`): the row's ``speed_check``
+    says ``"ok"`` or ``"noisy: <why>"``, :attr:`noise_checks` keeps the details, the table shows a
+    note under the numbers, and :meth:`compare` does not call a noisy speed a gain. For a speedup
+    that survives a busy machine, ``compare(..., interleaved=True)`` times the two models interleaved.
     """
 
     texts: list[str]
@@ -321,6 +446,8 @@ class Benchmark:
     class_names: list[str] | None = None
     rows: list[dict] = field(default_factory=list)
     predictions: dict[str, Predictions] = field(default_factory=dict)
+    noise_sources: dict | None = None  # injected load/CPU/reference sources for course_lib.noise (tests)
+    noise_checks: dict[str, "noise.NoiseCheck"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.texts = list(self.texts)
@@ -337,6 +464,7 @@ class Benchmark:
                              f"(labels go up to {seen - 1}).")
         if self.latency_texts is None:
             self.latency_texts = self.texts[:100]
+        self._variants: dict[str, weakref.ref] = {}
         self.threads = self.threads or config.num_threads()
         self.latency_runs = self.latency_runs or config.pick(100, 15)
         self.warmup = self.warmup if self.warmup is not None else config.pick(10, 3)
@@ -395,9 +523,12 @@ class Benchmark:
                     params = num_parameters(variant)
                     row["params_m"] = params / 1e6 if params is not None else np.nan
                 elif step == "latency":
-                    lat = latency_ms(variant, self.latency_texts, runs=self.latency_runs, warmup=self.warmup)
+                    lat = latency_ms(variant, self.latency_texts, runs=self.latency_runs, warmup=self.warmup,
+                                     noise_sources=self.noise_sources)
                     row["latency_ms"] = lat["median_ms"]
                     row["latency_p95_ms"] = lat["p95_ms"]
+                    row["speed_check"] = lat["noise"]
+                    self.noise_checks[name] = lat["noise_check"]
                 else:
                     tp = throughput(variant, self.texts[: self.throughput_n], self.batch_sizes)
                     for b, v in tp.items():
@@ -408,6 +539,12 @@ class Benchmark:
             bar.close()
             torch.set_num_threads(previous)
         self.rows = [r for r in self.rows if r["name"] != name] + [row]
+        if not measure_speed:
+            self.noise_checks.pop(name, None)
+        try:  # kept weakly, for compare(..., interleaved=True): the benchmark never keeps a model alive
+            self._variants[name] = weakref.ref(variant)
+        except TypeError:
+            self._variants.pop(name, None)
         return row
 
     @property
@@ -415,7 +552,9 @@ class Benchmark:
         """All rows so far, one per variant (index = name): a DataFrame shown in a scrolling box."""
         if not self.rows:
             return BenchmarkTable()
-        return BenchmarkTable(pd.DataFrame(self.rows).set_index("name"))
+        table = BenchmarkTable(pd.DataFrame(self.rows).set_index("name"))
+        table.attrs["speed_checks"] = {r["name"]: r["speed_check"] for r in self.rows if "speed_check" in r}
+        return table
 
     def per_class(self, name: str) -> pd.DataFrame:
         """Precision, recall, F1 and support of every class for the measured variant ``name`` (scikit-learn)."""
@@ -435,16 +574,40 @@ class Benchmark:
                 return r
         raise KeyError(f"No benchmark row named {name!r}; measured so far: {[r['name'] for r in self.rows]}.")
 
-    def compare(self, baseline: str, variant: str, metric: str | None = None, interval: bool = False) -> pd.DataFrame:
+    def compare(self, baseline: str, variant: str, metric: str | None = None, interval: bool = False,
+                interleaved: bool = False, models: tuple | None = None, rounds: int | None = None,
+                runs: int | None = None) -> pd.DataFrame:
         """Deltas of ``variant`` against ``baseline`` and the rule-of-thumb verdict (see :func:`compare`);
         ``metric`` defaults to :attr:`quality_metric`. ``interval=True``: the verdict also weighs the
         paired bootstrap interval of the drop, computed on the kept predictions
-        (:func:`course_lib.stats.paired_bootstrap_diff`; macro metrics for more than two classes)."""
+        (:func:`course_lib.stats.paired_bootstrap_diff`; macro metrics for more than two classes).
+
+        ``interleaved=True``: the speedup is measured now by :func:`speed_ratio` (the two models timed
+        in alternation over ``rounds`` rounds of ``runs`` calls, on :attr:`latency_texts` and
+        :attr:`threads`) and reported with its spread over rounds; the verdict uses it instead of the
+        ratio of the two rows' latencies. The models are the ones :meth:`run` measured (if they still
+        exist) or ``models=(baseline_model, variant_model)``.
+        """
         metric = metric or self.quality_metric
         diff = (stats.paired_bootstrap_diff(self.labels, self.predictions[baseline].labels,
                                             self.predictions[variant].labels, metric.replace("macro_", ""))
                 if interval else None)
-        return compare(self.row(baseline), self.row(variant), metric=metric, interval=diff)
+        speed = None
+        if interleaved:
+            pair = tuple(models) if models is not None else tuple(self._model(n) for n in (baseline, variant))
+            speed = speed_ratio(pair[0], pair[1], self.latency_texts, rounds=rounds, runs=runs, threads=self.threads,
+                                noise_sources=self.noise_sources)
+        return compare(self.row(baseline), self.row(variant), metric=metric, interval=diff, speed=speed)
+
+    def _model(self, name: str):
+        self.row(name)
+        ref = self._variants.get(name)
+        model = ref() if ref is not None else None
+        if model is None:
+            raise ValueError(f"The model measured as {name!r} no longer exists (the benchmark keeps no model alive); "
+                             "pass both: bench.compare(baseline, variant, interleaved=True, "
+                             "models=(baseline_model, variant_model)).")
+        return model
 
     def flips(self, baseline: str, variant: str) -> pd.DataFrame:
         """The messages whose predicted label differs between two measured variants."""
@@ -497,7 +660,7 @@ def _single_class(row: dict) -> str | None:
     return "one class" if row.get("classes_predicted") == 1 else None
 
 
-def compare(baseline: dict, variant: dict, metric: str | None = None, interval=None) -> pd.DataFrame:
+def compare(baseline: dict, variant: dict, metric: str | None = None, interval=None, speed: dict | None = None) -> pd.DataFrame:
     """A table of variant vs baseline for quality, size and speed, with the verdict.
 
     Quality deltas are in percentage points; ``ratio`` is variant/baseline. ``metric``: the quality
@@ -509,6 +672,13 @@ def compare(baseline: dict, variant: dict, metric: str | None = None, interval=N
     :func:`course_lib.stats.paired_bootstrap_diff` (a = baseline, b = variant); the verdict of two real
     classifiers is then :func:`verdict_with_interval`'s ("within noise" when the interval includes 0)
     and ``attrs`` also hold ``drop_low``/``drop_high``.
+
+    Speed: without ``speed`` the speedup is the ratio of the rows' ``latency_ms``; if either row's
+    ``speed_check`` says noisy (a busy machine, :mod:`course_lib.noise`), ``attrs["speed_reliable"]`` is
+    False, the verdict counts no speed gain and its reason says the speed is unreliable. ``speed``: the
+    dict of :func:`speed_ratio` (an interleaved measurement): its median speedup is used, a row
+    ``speedup b1 (interleaved)`` shows it with its 25-75 % range over rounds, ``attrs`` add
+    ``speedup_low``/``speedup_high``/``speedup_rounds``, and it is reliable when that range is narrow.
     """
     metric = metric or ("f1" if "f1" in baseline else "macro_f1")
     rows = []
@@ -521,6 +691,10 @@ def compare(baseline: dict, variant: dict, metric: str | None = None, interval=N
         ratio = v / b if isinstance(b, (int, float)) and b else np.nan
         rows.append({"metric": label, "baseline": b, "variant": v, "delta": (v - b) * scale,
                      "unit": unit, "ratio": ratio})
+    if speed is not None:
+        rows.append({"metric": "speedup b1 (interleaved)", "baseline": 1.0, "variant": speed["speedup"],
+                     "delta": np.nan, "unit": f"x (25-75 %: {speed['low']:.2f}-{speed['high']:.2f}, "
+                                              f"{speed['rounds']} rounds)", "ratio": np.nan})
     table = pd.DataFrame(rows).set_index("metric")
     drop = (baseline[metric] - variant[metric]) * 100.0
     size_ratio = baseline["size_mb"] / variant["size_mb"] if variant.get("size_mb") else 1.0
@@ -528,6 +702,14 @@ def compare(baseline: dict, variant: dict, metric: str | None = None, interval=N
         speedup = baseline["latency_ms"] / variant["latency_ms"]
     else:
         speedup = 1.0
+    noisy = [f"{who}: {row['speed_check'][len('noisy: '):]}" for who, row in (("baseline", baseline), ("variant", variant))
+             if str(row.get("speed_check", "")).startswith("noisy")]
+    speed_note = (f"latency measured on a busy machine ({'; '.join(noisy)})" if noisy else "")
+    speed_reliable = not noisy
+    if speed is not None:
+        speedup, speed_reliable = float(speed["speedup"]), bool(speed["reliable"])
+        speed_note = (f"interleaved over {speed['rounds']} rounds: {speedup:.2f}x, 25-75 % "
+                      f"{speed['low']:.2f}-{speed['high']:.2f}" + ("" if speed_reliable else ", too wide to trust"))
     label = labels.get(metric, metric)
     b_only, v_only = _single_class(baseline), _single_class(variant)
     if b_only and v_only:
@@ -542,26 +724,31 @@ def compare(baseline: dict, variant: dict, metric: str | None = None, interval=N
         v, reason = "bad", (f"the variant predicts only {v_only} for every message ({label} "
                             f"{variant[metric]:.3f}): it has stopped classifying")
     else:
-        v, reason = verdict(drop, size_ratio, speedup, metric_label=label)
+        v, reason = verdict(drop, size_ratio, speedup, metric_label=label, speed_reliable=speed_reliable)
     table.attrs.update({"verdict": v, "reason": reason, "quality_drop_points": drop,
-                        "size_ratio": size_ratio, "speedup": speedup})
+                        "size_ratio": size_ratio, "speedup": speedup, "speed_reliable": speed_reliable,
+                        "speed_note": speed_note})
+    if speed is not None:
+        table.attrs.update({"speedup_low": speed["low"], "speedup_high": speed["high"],
+                            "speedup_rounds": speed["rounds"]})
     if interval is not None:  # a one-class model keeps its verdict above; the interval is still reported
         low, high = ((-100 * interval["high"], -100 * interval["low"]) if isinstance(interval, dict)
                      else (float(interval[0]), float(interval[1])))
         table.attrs.update({"drop_low": low, "drop_high": high})
         if not (b_only or v_only):
-            v, reason = verdict_with_interval(drop, low, high, size_ratio, speedup)
+            v, reason = verdict_with_interval(drop, low, high, size_ratio, speedup, speed_reliable=speed_reliable)
             table.attrs.update({"verdict": v, "reason": reason})
     return table
 
 
 def verdict_with_interval(quality_drop_points: float, drop_low: float, drop_high: float,
-                          size_ratio: float, speedup: float) -> tuple[str, str]:
+                          size_ratio: float, speedup: float, speed_reliable: bool = True) -> tuple[str, str]:
     """The rule of thumb of :func:`verdict`, told by the interval of the drop.
 
     ``quality_drop_points``: baseline minus variant in percentage points; ``drop_low``/``drop_high``:
     the interval of that drop (e.g. from :func:`course_lib.stats.paired_bootstrap_diff`), in points.
-    ``size_ratio``: baseline MB / variant MB; ``speedup``: baseline latency / variant latency.
+    ``size_ratio``: baseline MB / variant MB; ``speedup``: baseline latency / variant latency;
+    ``speed_reliable=False``: the speedup was measured on a busy machine (see :func:`verdict`).
 
     - the interval spans 0: **within noise** (this test set cannot tell the two apart); the reason
       gives the gains, and warns when the interval still allows a drop above the "bad" line;
@@ -571,7 +758,8 @@ def verdict_with_interval(quality_drop_points: float, drop_low: float, drop_high
     if drop_low > drop_high:
         raise ValueError(f"drop_low ({drop_low}) is above drop_high ({drop_high}); pass the interval in order.")
     interval = f"[{drop_low:+.1f}, {drop_high:+.1f}] points"
-    gains = f"{size_ratio:.1f}x smaller / {speedup:.1f}x faster"
+    gains = (f"{size_ratio:.1f}x smaller / {speedup:.1f}x faster" if speed_reliable else
+             f"{size_ratio:.1f}x smaller / speed unreliable ({speedup:.1f}x on a noisy timing)")
     if drop_low <= 0 <= drop_high:
         reason = f"the quality drop {quality_drop_points:+.1f} has interval {interval}, which includes 0: {gains}"
         if drop_high > BAD_MIN_DROP:
@@ -579,7 +767,7 @@ def verdict_with_interval(quality_drop_points: float, drop_low: float, drop_high
         return "within noise", reason
     if drop_low > BAD_MIN_DROP:
         return "bad", f"even the interval's best case {interval} drops more than {BAD_MIN_DROP:g} points"
-    label, reason = verdict(quality_drop_points, size_ratio, speedup)
+    label, reason = verdict(quality_drop_points, size_ratio, speedup, speed_reliable=speed_reliable)
     return label, f"{reason} (drop interval {interval}, excludes 0)"
 
 # --------------------------------------------------------------------------- operations: memory, cold start, throughput

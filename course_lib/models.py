@@ -230,8 +230,17 @@ def load_teacher(
 # --------------------------------------------------------------------------- cache
 
 
+CACHE_VERSION = 1
+"""The version of the code that trains and measures cached things, part of every cache key, so a
+pre-built cache (Binder's image, ``make cache``) made by other code is never used. Bump it whenever a
+change in the library changes what a cached recipe produces (a training loop, a default, a data split).
+Version 1 is the keys' original form (no version field), so caches built before it existed stay valid."""
+
+
 def cache_key(**parts) -> str:
-    """A short stable key for 'what produced this model' (any JSON-serializable settings)."""
+    """A short stable key for 'what produced this model' (any JSON-serializable settings), code version included."""
+    if CACHE_VERSION != 1:
+        parts = {"cache_version": CACHE_VERSION, **parts}
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 

@@ -98,6 +98,7 @@ def fine_tune(
     loss_fn: Callable | None = None,
     progress: bool = True,
     max_tokens: int | None = MAX_TOKENS_PER_STEP,
+    fused: bool = False,
 ) -> dict:
     """Fine-tune ``clf.model`` on ``train_df`` (columns text/label) with AdamW and a linear schedule.
 
@@ -106,6 +107,8 @@ def fine_tune(
     padded tokens is run as micro-batches (see :func:`micro_batches`), each loss weighted by its
     share of the batch, so the update equals the whole batch's and peak memory stays bounded.
     Labels are class ids below the model's ``config.num_labels`` (any number of classes).
+    Only parameters with ``requires_grad`` are trained (see :func:`freeze_lower`); ``fused=True``
+    uses PyTorch's fused AdamW kernel (same update rule, other rounding; benchmarks/training.py times it).
     Returns a history dict: per-step ``loss``, per-epoch ``val_f1`` (if ``val_df``: spam F1 for two
     classes, macro F1 for more), ``seconds`` (wall time) and ``steps``.
     """
@@ -132,7 +135,10 @@ def fine_tune(
         {"params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
          "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise ValueError("Every parameter of the model is frozen (requires_grad=False): nothing to fine-tune.")
+    optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
     history = {"loss": [], "val_f1": [], "steps": total}
     start = time.perf_counter()
@@ -151,7 +157,7 @@ def fine_tune(
                 part_loss = part_loss * (len(part) / len(batch))
                 part_loss.backward()
                 loss += part_loss.detach()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -168,6 +174,30 @@ def fine_tune(
     del optimizer, scheduler
     config.release_memory()
     return history
+
+
+def freeze_lower(clf: TextClassifier, layers: int, embeddings: bool = True) -> int:
+    """Freeze the embeddings and the first ``layers`` encoder blocks of a BERT-family classifier.
+
+    Frozen parameters get ``requires_grad=False``: they still run forward, but backward stops
+    above them and the optimizer skips them (the word-embedding table alone is about half of
+    MiniLM's 22.7 M parameters). Returns the number of frozen parameters.
+    """
+    model = getattr(clf, "model", clf)
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    blocks = getattr(getattr(base, "encoder", None), "layer", None)
+    if base is None or blocks is None or not hasattr(base, "embeddings"):
+        raise TypeError(f"freeze_lower needs a BERT-family model (.<base>.embeddings and .<base>.encoder.layer), "
+                        f"got {type(model).__name__}.")
+    if not 0 <= layers <= len(blocks):
+        raise ValueError(f"layers must be between 0 and {len(blocks)} (the model's encoder blocks), got {layers}.")
+    frozen = ([base.embeddings] if embeddings else []) + list(blocks[:layers])
+    count = 0
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+            count += p.numel()
+    return count
 
 
 def teacher_settings(seed: int = 0) -> dict:
@@ -196,7 +226,13 @@ def finetuned_teacher(seed: int = 0, progress: bool = True, retrain: bool = Fals
     settings = teacher_settings(seed)
     key = models.cache_key(kind="teacher", **settings)
     if models.is_cached(key) and not retrain:
-        return models.load_classifier(key)
+        clf = models.load_classifier(key)
+        if progress:
+            trained = (clf.meta or {}).get("train_seconds")
+            how = f", trained in {trained:.0f} s" if isinstance(trained, (int, float)) else ""
+            print(f"Loaded the fine-tuned teacher from the cache (entry {key}{how}); "
+                  f"finetuned_teacher(retrain=True) trains it again.")
+        return clf
     splits = data.sms_splits(seed=settings["split_seed"])
     train_df = splits.train if settings["train_rows"] is None else data.sample(splits.train, settings["train_rows"], seed)
     clf = models.load_teacher(max_length=settings["max_length"], seed=seed)

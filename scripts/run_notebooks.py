@@ -8,24 +8,40 @@ non-zero if any notebook fails. Trained models land in the normal cache
 (COURSE_CACHE), so a second run reuses them. Each notebook that runs through is recorded in
 notebooks/timings.json (course_lib.timings: seconds, peak MB, models trained during the run, the
 machine and its load), which the chapters show as their time estimates; --no-timings skips that.
+
+A slow machine is not a broken one. The per-cell timeout (--cell-timeout, default 1200 s on a quiet machine)
+is multiplied by a speed factor measured before each notebook: how much slower this machine is now than the
+machines timings.json was recorded on (course_lib.timings.machine_speed) or how oversubscribed its cores are
+(load average / cores), whichever is larger; --timeout-scale sets the factor instead. A cell that reaches it
+while its kernel is still computing is reported as "slow". A *stalled* kernel — no output and no CPU use by the
+kernel process (and its children) for --stall-timeout seconds (default 300) — is interrupted (then killed if it
+does not stop) long before that, and reported as "stalled".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import statistics
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 import psutil
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parents[1]
 BINDER_MB = 2000  # Binder gives about 2 GB: every notebook's kernel must stay under it (issue 6)
+CELL_TIMEOUT_S = 1200  # per-cell timeout on a quiet machine: no cell needs 20 min on 2 quiet cores
+STALL_S = 300  # no output and no kernel CPU for this long: the kernel is stalled, not slow
+IDLE_CPU = 0.05  # kernel CPU below this fraction of one core counts as idle
+POLL_S = 5.0  # how often the watchdog samples the kernel's CPU time
+GRACE_S = 30.0  # after interrupting a stalled kernel, how long to wait before killing it
 
 
 class PeakMemory:
@@ -56,28 +72,199 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_one(path: Path, out_dir: Path, timeout: int, html: bool, cells: bool = False) -> tuple[float, float, str | None]:
+def kernel_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live children; None once it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        total = 0.0
+        for p in [proc] + proc.children(recursive=True):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+    except psutil.Error:
+        return None
+
+
+class CellWatch:
+    """Tells a slow cell from a stalled one, from the kernel's output and CPU time.
+
+    ``cpu_seconds()``: the kernel's CPU seconds so far (:func:`kernel_cpu_seconds`); ``clock()``: seconds.
+    :meth:`start_cell` at each cell, :meth:`saw_output` on every message from the kernel, :meth:`poll`
+    every few seconds. The cell is *stalled* when, for ``stall_s`` seconds, the kernel sent nothing and used
+    less than ``idle_cpu`` of one core (0 or None: never); otherwise it is running, however slowly.
+    """
+
+    def __init__(self, cpu_seconds: Callable[[], float | None], stall_s: float | None = STALL_S,
+                 idle_cpu: float = IDLE_CPU, clock: Callable[[], float] = time.monotonic):
+        self.cpu_seconds, self.stall_s, self.idle_cpu, self.clock = cpu_seconds, stall_s, idle_cpu, clock
+        self.start_cell(-1)
+
+    def start_cell(self, index: int) -> None:
+        now = self.clock()
+        self.index, self.started, self.last_output, self.last_busy = index, now, now, now
+        self.samples = [(now, self.cpu_seconds() or 0.0)]
+
+    def saw_output(self) -> None:
+        self.last_output = self.clock()
+
+    def poll(self) -> str:
+        """Sample the kernel's CPU time; ``"stalled"`` or ``"running"``."""
+        now, cpu = self.clock(), self.cpu_seconds()
+        t0, c0 = self.samples[-1]
+        if cpu is not None:
+            if now > t0 and (cpu - c0) / (now - t0) >= self.idle_cpu:
+                self.last_busy = now
+            self.samples.append((now, cpu))
+            self.samples = [s for s in self.samples if s[0] >= now - 120] or self.samples[-1:]
+        return self.state()
+
+    def quiet_s(self) -> float:
+        """Seconds since the kernel last sent output or used CPU."""
+        return self.clock() - max(self.last_output, self.last_busy)
+
+    def state(self) -> str:
+        return "stalled" if self.stall_s and self.quiet_s() >= self.stall_s else "running"
+
+    def cpu_share(self, window_s: float = 60.0) -> float | None:
+        """The kernel's CPU use over the last ``window_s`` seconds, in cores (1.0 = one core busy)."""
+        now = self.samples[-1][0]
+        old = [s for s in self.samples if s[0] >= now - window_s]
+        (t0, c0), (t1, c1) = old[0], self.samples[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else None
+
+    def describe(self) -> str:
+        """Why the cell is being stopped: ``"stalled: ..."`` or ``"slow: ..."``."""
+        elapsed, quiet = self.clock() - self.started, self.quiet_s()
+        where = f"cell {self.index}" if self.index >= 0 else "the kernel"
+        if self.state() == "stalled":
+            return f"stalled: {where} sent no output and used no CPU for {quiet:.0f} s (after {elapsed:.0f} s)"
+        share = self.cpu_share()
+        busy = f"kernel CPU {100 * share:.0f} % of a core over the last minute" if share is not None else "kernel CPU unknown"
+        return (f"slow: {where} was still computing after {elapsed:.0f} s ({busy}, last output {self.clock() - self.last_output:.0f} s ago): "
+                "a busy or slow machine; rerun with a larger --timeout-scale or --cell-timeout")
+
+
+class WatchedClient(NotebookClient):
+    """NotebookClient that tells its :class:`CellWatch` about every message from the kernel."""
+
+    watch: CellWatch | None = None
+
+    def process_message(self, msg, cell, cell_index):
+        if self.watch is not None:
+            self.watch.saw_output()
+        return super().process_message(msg, cell, cell_index)
+
+
+class Watchdog:
+    """A thread that polls a :class:`CellWatch` and stops a stalled kernel: SIGINT (KeyboardInterrupt in the
+    cell), then, ``grace_s`` later if still stalled, kills it (nbclient then reports a dead kernel)."""
+
+    def __init__(self, watch: CellWatch, pid: int, poll_s: float | None = None, grace_s: float | None = None):
+        self.watch, self.pid = watch, pid
+        self.poll_s, self.grace_s = poll_s or POLL_S, grace_s or GRACE_S
+        self.stalled: str | None = None  # the description, once the kernel was stopped for stalling
+        self._interrupted_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if self.watch.poll() != "stalled":
+                self._interrupted_at = None
+                continue
+            if self._interrupted_at is None:
+                self.stalled = self.watch.describe()
+                print(f"    {self.stalled}: interrupting the kernel", flush=True)
+                self._interrupted_at = time.monotonic()
+                _signal(self.pid, signal.SIGINT)
+            elif time.monotonic() - self._interrupted_at > self.grace_s:
+                print("    the kernel did not stop after the interrupt: killing it", flush=True)
+                _signal(self.pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+                self._interrupted_at = float("inf")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _signal(pid: int, sig) -> None:
+    try:
+        psutil.Process(pid).send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def speed_factor(host: dict, recorded: dict, load: float | None = None) -> tuple[float, str]:
+    """How many times longer than on a quiet machine cells may take here now, and why (a phrase).
+
+    ``host``: :func:`course_lib.timings.machine` now; ``recorded``: :func:`course_lib.timings.load_timings`.
+    The larger of (median GFLOP/s of the machines in ``recorded``) / (GFLOP/s here) and load average /
+    cores, never below 1."""
+    speeds = [e["machine"]["speed_gflops"] for runs in recorded.values() for e in runs.values()
+              if e.get("machine", {}).get("speed_gflops")]
+    here = host.get("speed_gflops")
+    parts, factor = [], 1.0
+    if speeds and here:
+        ref = statistics.median(speeds)
+        factor = max(factor, ref / here)
+        parts.append(f"{here:.1f} GFLOP/s here now vs {ref:.1f} where timings.json was recorded")
+    load = host.get("load") if load is None else load
+    if load is not None and host.get("cores"):
+        factor = max(factor, load / host["cores"])
+        parts.append(f"load average {load:.1f} on {host['cores']} cores")
+    return factor, ", ".join(parts) or "no measurement"
+
+
+def run_one(path: Path, out_dir: Path, timeout: int, html: bool, cells: bool = False,
+            stall_s: float | None = STALL_S) -> tuple[float, float, str | None]:
+    """Execute one notebook; (seconds, peak kernel RSS in MB, error or None). ``timeout``: per cell, s.
+    An error names a stalled kernel ("stalled: ...") or a cell still computing at the timeout ("slow: ...")."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = WatchedClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}})
     error = None
     start = time.perf_counter()
     peak = 0.0
     with client.setup_kernel():
         pid = client.km.provisioner.process.pid if client.km.provisioner else None
         monitor = PeakMemory(pid) if pid else None
+        watch = CellWatch(lambda: kernel_cpu_seconds(pid) if pid else None, stall_s=stall_s)
+        client.watch = watch
+        dog = Watchdog(watch, pid) if pid and stall_s else None
         try:
             if monitor:
                 monitor.__enter__()
+            if dog:
+                dog.__enter__()
             for index, cell in enumerate(nb.cells):
                 t0 = time.perf_counter()
-                client.execute_cell(cell, index)
+                watch.start_cell(index)
+                try:
+                    client.execute_cell(cell, index)
+                except (CellExecutionError, DeadKernelError) as exc:
+                    if dog and dog.stalled:
+                        raise CellExecutionError(dog.stalled, "", "") from exc
+                    raise
+                except CellTimeoutError as exc:
+                    watch.poll()
+                    raise CellExecutionError(f"{watch.describe()} (per-cell timeout {timeout} s)", "", "") from exc
                 if cells and cell.cell_type == "code" and monitor:
                     print(f"    cell {index:3d}: {time.perf_counter() - t0:7.1f} s, peak so far {monitor.peak_mb:6.0f} MB",
                           flush=True)
         except CellExecutionError as exc:
             error = str(exc).splitlines()[-1] if str(exc) else repr(exc)
+        except DeadKernelError as exc:
+            error = f"the kernel died: {exc}"
         finally:
+            if dog:
+                dog.__exit__()
             if monitor:
                 monitor.__exit__()
                 peak = monitor.peak_mb
@@ -97,8 +284,14 @@ def main() -> int:
     parser.add_argument("--out", default="build/notebooks", help="folder for executed notebooks (default build/notebooks)")
     parser.add_argument("--fast", action="store_true", help="fast mode (COURSE_FAST=1) instead of full mode")
     parser.add_argument("--only", default="", help="run only notebooks whose name contains this text")
-    parser.add_argument("--timeout", type=int, default=1200,
-                        help="per-cell timeout in seconds (default 1200: no cell needs 20 min on 2 cores; a stalled cell fails instead of waiting)")
+    parser.add_argument("--cell-timeout", "--timeout", dest="timeout", type=int, default=CELL_TIMEOUT_S,
+                        help=f"per-cell timeout in seconds on a quiet machine (default {CELL_TIMEOUT_S}: no cell needs 20 min "
+                             "on 2 quiet cores), multiplied by the timeout scale")
+    parser.add_argument("--timeout-scale", type=float, default=None,
+                        help="multiply the per-cell timeout by this (default: measured before each notebook, "
+                             "how much slower or busier this machine is than where timings.json was recorded, at least 1)")
+    parser.add_argument("--stall-timeout", type=float, default=STALL_S,
+                        help=f"stop a kernel that sends no output and uses no CPU for this many seconds (default {STALL_S}; 0: never)")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML copies")
     parser.add_argument("--cells", action="store_true", help="print each code cell's time and the peak memory so far")
     parser.add_argument("--no-timings", action="store_true", help="do not record the run times in notebooks/timings.json")
@@ -128,8 +321,17 @@ def main() -> int:
 
     for path in notebooks:
         host = timings.machine()  # measured before the run, while the kernel is not yet loading the CPU
+        if args.timeout_scale is not None:
+            scale, why = args.timeout_scale, "--timeout-scale"
+        else:
+            scale, why = speed_factor(host, timings.load_timings())
+        timeout = int(round(args.timeout * scale))
+        print(f"  {path.name}: per-cell timeout {timeout} s = {args.timeout} s x {scale:.2f} ({why}); "
+              + (f"a kernel silent and idle for {args.stall_timeout:.0f} s is stopped as stalled" if args.stall_timeout
+                 else "no stall detection"), flush=True)
         before = cached_models()
-        seconds, peak, error = run_one(path, out_dir, args.timeout, html=not args.no_html, cells=args.cells)
+        seconds, peak, error = run_one(path, out_dir, timeout, html=not args.no_html, cells=args.cells,
+                                       stall_s=args.stall_timeout or None)
         if error is None and not args.no_timings:
             timings.record(path.stem, mode, seconds, peak, max(cached_models() - before, 0), host=host)
         total += seconds

@@ -66,7 +66,10 @@ def test_benchmark_measures_every_field(teacher, splits):
     assert row["tn"] + row["fp"] + row["fn"] + row["tp"] == 64
     assert 80 < row["size_mb"] < 95  # 22.7M fp32 parameters ≈ 91 MB
     assert 22.5 < row["params_m"] < 23.0
-    assert 0.1 < row["latency_ms"] < 2000 and row["latency_p95_ms"] >= row["latency_ms"]
+    assert row["latency_ms"] > 0.1 and row["latency_p95_ms"] >= row["latency_ms"]
+    assert row["speed_check"] == bench.noise_checks["teacher"].label
+    if row["speed_check"] == "ok":  # a sanity bound only where the benchmark trusts its own timing
+        assert row["latency_ms"] < 2000
     assert row["throughput_b8"] > 0 and row["threads"] >= 1
     bench.run("teacher again", teacher, measure_speed=False, progress=False, note="copy")
     assert list(bench.table.index) == ["teacher", "teacher again"]
@@ -83,38 +86,40 @@ def test_benchmark_rejects_mismatched_lengths():
         evaluate.Benchmark(["a", "b"], [1])
 
 
-def _plain_b1_ms(clf, texts, runs):
-    """Median ms of a bare perf_counter loop: tokenize one text, forward, nothing else."""
-    import statistics
-    import time
+class _PlainLoop:
+    """A bare tokenize + forward of one text, nothing else: what a batch-1 call costs without the library."""
 
-    times = []
-    with torch.inference_mode():
-        for i in range(runs):
-            t0 = time.perf_counter()
-            enc = clf.tokenizer([texts[i % len(texts)]], padding=True, truncation=True,
-                                max_length=clf.max_length, return_tensors="pt")
-            clf.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+    def __init__(self, clf):
+        self.clf = clf
+
+    def predict_logits(self, texts, batch_size=1):
+        clf = self.clf
+        with torch.inference_mode():
+            enc = clf.tokenizer(list(texts), padding=True, truncation=True, max_length=clf.max_length,
+                                return_tensors="pt")
+            return clf.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
 
 
 def test_benchmark_latency_matches_a_plain_loop(splits):
-    """The benchmark's b1 latency adds no overhead of its own (e.g. model.eval() on every call):
-    within 10 % of a bare tokenize + forward loop, as a median ratio over interleaved rounds."""
-    import statistics
-
+    """The benchmark's b1 call adds no overhead of its own (e.g. model.eval() on every call): within 10 %
+    of a bare tokenize + forward loop (a per-call model.eval() alone adds about 7 % to this student).
+    Measured interleaved (evaluate.speed_ratio: one call of each in turn on the same text) in CPU time of
+    the calling thread, so a busy machine's preemptions do not count: wall-time ratios, even the fastest of
+    16 calls per text, read 1.04-1.11 under load average 5-10 on 2 cores. latency_ms times the same call
+    (evaluate._timed_ms)."""
     from course_lib import students
 
     clf = students.small_bert()  # the tiny student: ~3 ms per message, where per-call overhead shows most
+    clf.model.eval()
     texts = splits.test["text"].tolist()[:40]
-    ratios = []
-    with config.one_thread():
-        _plain_b1_ms(clf, texts, 20)  # warm-up
-        for _ in range(7):
-            bench_ms = evaluate.latency_ms(clf, texts, runs=40, warmup=2)["median_ms"]
-            plain_ms = _plain_b1_ms(clf, texts, 40)
-            ratios.append(bench_ms / plain_ms)
-    ratio = statistics.median(ratios)
-    print(f"benchmark / plain b1 latency: median ratio {ratio:.3f} over {len(ratios)} interleaved rounds")
-    assert 0.90 < ratio < 1.10, f"benchmark latency is {ratio:.2f}x a plain loop (rounds: {[round(r, 2) for r in ratios]})"
+    # CPU time of this thread per call (one torch thread: all the work is on it), so time the core spends on
+    # other programs does not count; one call of each in turn on the same text, the least CPU of 8 per text
+    # (calls of similar length, so the fastest is fair), median over 40 texts
+    r = evaluate.speed_ratio(_PlainLoop(clf), clf, texts, rounds=40, runs=8, warmup=5, threads=1, cpu_time=True,
+                             statistic="min")
+    ratio = 1 / r["speedup"]  # library ms / plain ms
+    print(f"benchmark / plain b1 latency: median ratio {ratio:.3f} over {r['rounds']} interleaved rounds "
+          f"(25-75 %: {1 / r['high']:.3f}-{1 / r['low']:.3f}; {r['noise']})")
+    assert 0.90 < ratio < 1.10, f"benchmark latency is {ratio:.2f}x a plain loop (rounds: {[round(1 / x, 2) for x in r['ratios']]})"
+    lat = evaluate.latency_ms(clf, texts, runs=10, warmup=1, threads=1)
+    assert lat["threads"] == 1 and lat["noise"].startswith(("ok", "noisy"))

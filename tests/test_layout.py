@@ -17,7 +17,7 @@ from pathlib import Path
 import course_lib
 
 ROOT = Path(course_lib.__file__).resolve().parent
-TECHNIQUES = {"distill", "quantize", "prune", "lowrank", "stress", "augment", "distill_layers"}
+TECHNIQUES = {"distill", "quantize", "prune", "lowrank", "stress", "augment", "distill_layers", "ship"}
 BUILT_ON_TECHNIQUES = {"studies", "explorers", "exercises"}
 APART = {"quiz"}
 # what each layer may import (besides itself, and its own package)

@@ -53,7 +53,8 @@ def bank():
 def test_bank_found_next_to_package_and_all_files_valid(bank):
     assert Q.bank_dir() == Path(Q.__file__).resolve().parent.parent.parent / "quizzes"  # course_lib/quiz/__init__.py
     assert list(bank) == ["00_cheat_sheet", "01_baseline_and_metrics", "02_knowledge_distillation",
-                          "03_quantization", "04_pruning", "05_low_rank", "06_evaluation_under_stress"]
+                          "03_quantization", "04_pruning", "05_low_rank", "06_evaluation_under_stress",
+                          "07_capstone"]
     for quiz in bank.values():
         assert quiz.title and len(quiz) >= 6
         assert all(q.quiz == quiz.name for q in quiz)

@@ -289,7 +289,7 @@ def test_check_right_and_wrong(q):
 def test_numbers_are_consistent():
     assert all(math.isfinite(q.answer) for q in ALL if isinstance(q, Q.Numeric) and q.answer is not None)
     from_nb = sorted(q.id for q in ALL if isinstance(q, Q.Numeric) and q.from_notebook)
-    assert from_nb == ["eval-baseline-f1", "kd-student-speedup", "quant-size-ratio"]
+    assert from_nb == ["cap-f1-loss", "cap-size-ratio", "eval-baseline-f1", "kd-student-speedup", "quant-size-ratio"]
 
 
 # --------------------------------------------------------------------------- hints: present and not a give-away

@@ -1,3 +1,4 @@
+import torch
 import numpy as np
 import pandas as pd
 import pytest
@@ -99,3 +100,56 @@ def test_finetuned_teacher_is_cached_and_reloaded(finetuned, splits):
     np.testing.assert_array_equal(finetuned.logits(texts), again.logits(texts))
     q = evaluate.quality(splits.test["label"], train.predict(finetuned, splits.test["text"].tolist()).labels)
     assert q["f1"] > 0.5  # even the fast-mode teacher finds most spam
+
+
+def test_freeze_lower_freezes_the_embeddings_and_the_first_blocks_only(splits):
+    clf = models.load_teacher(seed=0)
+    model = clf.model
+    base = model.bert
+    frozen = train.freeze_lower(clf, layers=2)
+    expected = sum(p.numel() for p in base.embeddings.parameters()) + sum(
+        p.numel() for block in base.encoder.layer[:2] for p in block.parameters())
+    assert frozen == expected
+    assert not any(p.requires_grad for p in base.encoder.layer[1].parameters())
+    assert all(p.requires_grad for p in base.encoder.layer[2].parameters())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    small = data.validate(splits.train.head(48))
+    train.fine_tune(clf, small, epochs=1, batch_size=16, progress=False)
+    after = dict(model.named_parameters())
+    for name, value in before.items():
+        if name.startswith(("bert.embeddings.", "bert.encoder.layer.0.", "bert.encoder.layer.1.")):
+            assert torch.equal(value, after[name].detach()), f"{name} is frozen but changed"
+    for name in ("bert.encoder.layer.2.attention.self.query.weight", "bert.encoder.layer.5.output.dense.weight",
+                 "classifier.weight"):
+        assert not torch.equal(before[name], after[name].detach()), f"{name} should have been trained"
+
+
+def test_freeze_lower_bad_input_is_a_clear_error():
+    clf = models.load_teacher(seed=0)
+    with pytest.raises(ValueError, match="between 0 and 6"):
+        train.freeze_lower(clf, layers=7)
+    with pytest.raises(TypeError, match="BERT-family"):
+        train.freeze_lower(torch.nn.Linear(2, 2), layers=1)
+    for p in clf.model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="nothing to fine-tune"):
+        train.fine_tune(clf, data.validate(pd.DataFrame({"text": ["a", "b"], "label": [0, 1]})), progress=False)
+
+
+def test_a_cache_entry_made_by_other_code_is_not_used(finetuned, monkeypatch):
+    key = models.cache_key(kind="teacher", **train.teacher_settings(0))
+    assert models.is_cached(key)
+    monkeypatch.setattr(models, "CACHE_VERSION", models.CACHE_VERSION + 1)
+    stale = models.cache_key(kind="teacher", **train.teacher_settings(0))
+    assert stale != key and not models.is_cached(stale)  # other code version: the teacher would train again
+
+
+def test_a_cached_teacher_is_loaded_without_training(finetuned, monkeypatch, capsys):
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached teacher was trained again")
+
+    monkeypatch.setattr(train, "fine_tune", no_training)
+    again = train.finetuned_teacher(progress=True)
+    out = capsys.readouterr().out
+    assert "Loaded the fine-tuned teacher from the cache" in out and "retrain=True" in out
+    assert again.name == finetuned.name

@@ -147,6 +147,8 @@ def lab(chromium_path, lab_python, course_cache):
     python, wrapper = lab_python
     env = {"COURSE_FAST": os.environ.get("COURSE_FAST", "1"), "COURSE_CACHE": str(course_cache.path),
            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    if LAB_ENV == "dev" and os.environ.get("PYTHONPATH"):  # a git worktree's course_lib, not the venv's editable one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     server = JupyterLab(python, ROOT, env=env, log_path=BUILD / f"jupyterlab-{LAB_ENV}.log", wrapper=wrapper)
     server.start()
     yield server

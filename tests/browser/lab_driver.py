@@ -8,7 +8,7 @@ takes to show the result; ``answer_quiz`` answers a multiple-choice question wro
 saves the executed notebook under another name and reopens it, reading widget errors.
 
 The chapters' widgets carry CSS classes (course_lib/explorers/base.py, quizzes/README.md):
-``course-slider`` / ``course-toggle`` (controls), ``course-readout`` (text it drives),
+``course-slider`` / ``course-toggle`` / ``course-textbox`` (controls), ``course-readout`` (text it drives),
 ``course-plot`` (Output with the plot it redraws); ``quiz``, ``quiz-score``, ``quiz-question``...
 """
 
@@ -246,7 +246,7 @@ class NotebookSession:
     def widget_outputs(self) -> list[Locator]:
         """Output areas that hold a chapter widget (a control with a course-* class)."""
         outs = self.page.locator(".jp-OutputArea-output").filter(
-            has=self.page.locator(".course-slider, .course-toggle"))
+            has=self.page.locator(".course-slider, .course-toggle, .course-textbox"))
         return [outs.nth(i) for i in range(outs.count())]
 
     def drive_widget(self, output: Locator, notebook: str, timeout_s: float = 30) -> list[WidgetResult]:
@@ -258,7 +258,22 @@ class NotebookSession:
         toggles = output.locator(".course-toggle")
         for i in range(toggles.count()):
             results.append(self._toggle(output, toggles.nth(i), notebook, timeout_s))
+        boxes = output.locator(".course-textbox")
+        for i in range(boxes.count()):
+            results.append(self._type_text(output, boxes.nth(i), notebook, timeout_s))
         return results
+
+    def _type_text(self, output: Locator, box: Locator, notebook: str, timeout_s: float) -> WidgetResult:
+        """Replace the text of a ``course-textbox`` by a spam-like message, typed key by key."""
+        name = f"textbox {self._label(box)!r}"
+        field = box.locator("input, textarea").first
+        message = "URGENT! You have won a free prize, call 09061701461 now"
+        self._arm(output)
+        field.click()
+        field.press("Control+a")
+        field.press_sequentially(message, delay=5)
+        field.press("Enter")
+        return self._finish(notebook, name, f"typed {message!r}", timeout_s)
 
     def _label(self, control: Locator) -> str:
         label = control.locator(".widget-label").first

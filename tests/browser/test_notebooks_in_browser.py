@@ -23,7 +23,8 @@ from lab_server import KernelMemory
 from suite_paths import BUILD, ROOT, notebook_paths
 
 NOTEBOOKS = notebook_paths()
-# Chapters must have a main widget (a control with the course-slider / course-toggle class);
+# Chapters must have a main widget (a control with the course-slider / course-toggle class; a
+# course-textbox is typed into, and its readout must change);
 # the welcome notebook is the only one without.
 NO_WIDGET = {"00_welcome"}
 # Where the suite also restarts the kernel and runs everything again, to see the quiz progress
@@ -94,7 +95,7 @@ def _use_notebook(notebook, lab, page, report, quiz_choices):
                 f"{w.name}: {w.action} changed neither the readout (.course-readout) nor the plot "
                 f"(.course-plot) within 30 s")
             # a slider drives everything its widget shows; a toggle may leave one of them alone
-            assert not (w.name.startswith("slider") and w.missing), (
+            assert not (w.name.startswith(("slider", "textbox")) and w.missing), (
                 f"{w.name}: {w.action} did not change {', '.join(w.missing)} within 30 s")
             assert w.response_s is not None and w.response_s <= SLOW_WIDGET_S, (
                 f"{w.name}: the output took {w.response_s} s to update (target <= 1 s)")
