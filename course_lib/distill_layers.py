@@ -129,14 +129,15 @@ def init_embeddings_from_teacher(student: TextClassifier, teacher: TextClassifie
 
 def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epochs: int = 1, lr: float = 1e-3,
                    batch_size: int = 32, seed: int = 0, hidden_weight: float = 1.0, attention_weight: float = 1.0,
-                   progress: bool = True) -> dict:
+                   student_layers=None, progress: bool = True) -> dict:
     """Train ``student`` in place so its hidden states (through a learned projection, embeddings
     included: layer 0 -> 0) and attention maps follow the teacher's mapped layers (:func:`layer_map`).
 
     ``texts``: a list of texts or a frame with ``text`` (labels are not used). The teacher runs on
     every batch (no gradient); AdamW with a linear schedule, length-bucketed batches as in
     :func:`course_lib.train.fine_tune`. The projection is thrown away afterwards (the student keeps
-    its shape). Returns ``loss`` (per step), ``hidden`` / ``attention`` (per step), ``seconds``, ``steps``.
+    its shape). ``student_layers``: the student layers (1-based) that follow the teacher (default: all); 0, the
+    embeddings, always does. Returns ``loss`` (per step), ``hidden`` / ``attention`` (per step), ``seconds``, ``steps``.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -148,6 +149,11 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
     if teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
         raise ValueError("student and teacher must share a vocabulary: both read the same token ids.")
     pairs = [(0, 0)] + layer_map(_layers(student), _layers(teacher))
+    if student_layers is not None:
+        unknown = sorted(set(student_layers) - {s for s, _ in pairs[1:]})
+        if unknown:
+            raise ValueError(f"student_layers {unknown} are not layers of the student (1 ... {_layers(student)}).")
+        pairs = [(s, t) for s, t in pairs if s == 0 or s in set(student_layers)]
     config.seed_everything(seed)
     config.set_threads()
     projection = torch.nn.Linear(_width(student), _width(teacher), bias=False)

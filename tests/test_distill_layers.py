@@ -97,5 +97,9 @@ def test_distill_layers_lowers_both_losses(tok):
     assert student.model.config._attn_implementation == "sdpa" and not student.model.training  # restored
     hidden_only = dl.distill_layers(student, teacher, texts[:16], attention_weight=0.0, progress=False)
     assert np.all(np.array(hidden_only["attention"]) == 0.0)
+    last_only = dl.distill_layers(student, teacher, texts[:16], student_layers=[1], progress=False)
+    assert last_only["pairs"] == [(0, 0), (1, 2)]
+    with pytest.raises(ValueError, match="not layers"):
+        dl.distill_layers(student, teacher, texts[:16], student_layers=[3], progress=False)
     with pytest.raises(ValueError, match="both"):
         dl.distill_layers(student, teacher, texts, hidden_weight=0.0, attention_weight=0.0, progress=False)

@@ -10,6 +10,8 @@ This study tries what the literature offers, one step at a time, over several se
 ``aug + hard labels``         the augmented transfer set (:mod:`course_lib.augment`) with the
                               source messages' labels: the control (is it the data or the teacher?)
 ``aug + KD``                  the same augmented set with the teacher's soft targets
+``aug + MSE, teacher-only copies``  Tang et al.'s objective: the copies carry no label (the teacher's
+                              logits alone, matched by MSE); the originals keep α = 0.5
 ``aug + KD + emb init``       + word embeddings initialised from the teacher's (PCA)
 ``aug + KD + emb init + layers``  + a first stage of intermediate-layer distillation
 ``no KD + emb init``          the no-KD twin of the teacher-initialised students
@@ -42,6 +44,9 @@ SPECS = {
     "KD (ch. 02)": {"augment": False, "targets": "teacher", "embed_init": False, "layers": False},
     "aug + hard labels": {"augment": True, "targets": "labels", "embed_init": False, "layers": False},
     "aug + KD": {"augment": True, "targets": "teacher", "embed_init": False, "layers": False},
+    # Tang et al.'s own objective: the copies are unlabelled (the teacher alone labels them), MSE on logits
+    "aug + MSE, teacher-only copies": {"augment": True, "targets": "teacher", "embed_init": False, "layers": False,
+                                       "loss": "mse", "copies_labelled": False},
     "aug + KD + emb init": {"augment": True, "targets": "teacher", "embed_init": True, "layers": False},
     "aug + KD + emb init + layers": {"augment": True, "targets": "teacher", "embed_init": True, "layers": True},
     "no KD + emb init": {"augment": False, "targets": "labels", "embed_init": True, "layers": False},
@@ -152,6 +157,8 @@ def train_recipe(recipe: str, seed: int = 0, progress: bool = True) -> TextClass
         seconds += hist["seconds"]
     if spec["augment"]:
         frame, logits = transfer_set(teacher)
+        if not spec.get("copies_labelled", True):  # the copies are for the teacher alone to label
+            frame = frame.assign(label=np.where(frame["copy"] > 0, distill.UNLABELLED, frame["label"]))
         epochs = 1
     else:
         frame, logits = split, None
@@ -160,7 +167,8 @@ def train_recipe(recipe: str, seed: int = 0, progress: bool = True) -> TextClass
     if spec["targets"] == "teacher":
         if logits is None:
             logits = cached_logits(teacher, split["text"].tolist())
-        history = distill.distill(student, None, frame[["text", "label"]], teacher_logits=logits, loss="kl", **KD, **common)
+        history = distill.distill(student, None, frame[["text", "label"]], teacher_logits=logits,
+                                  loss=spec.get("loss", "kl"), **KD, **common)
     else:
         history = train.fine_tune(student, frame[["text", "label"]], **common)
     seconds += history["seconds"]
@@ -293,10 +301,13 @@ def target_report(table: pd.DataFrame | None = None) -> dict:
     Looks at every recipe that learns from the teacher's soft targets and reports the one with the
     highest mean SMS F1: ``met`` (bool), ``recipe``, ``twin``, ``gain_points``, ``spread_points``,
     ``gap_to_teacher_points``, ``beats_twin`` / ``near_teacher`` (bools), ``missed_by`` (points still
-    needed on each condition, 0 where met), ``teacher_sms_f1``, ``student_sms_f1``, ``n_seeds``, and
+    needed on each condition, 0 where met), ``teacher_sms_f1``, ``student_sms_f1``, the seed-to-seed
+    standard deviations of the student's and the twin's SMS F1 (``student_std_points``, ``twin_std_points``;
+    the condition uses the spread of the paired difference, ``spread_points``), ``n_seeds``, and
     ``any_met``: the recipes (among them) that meet both conditions."""
     table = ablation(progress=False) if table is None else table
     kd = table[[SPECS[r]["targets"] == "teacher" for r in table["recipe"]]]
+    by_recipe = table.set_index("recipe")
 
     def verdict(row) -> dict:
         spread = float(row["gain_vs_twin_spread"])
@@ -309,6 +320,8 @@ def target_report(table: pd.DataFrame | None = None) -> dict:
                               if not beats else 0.0,
                               "teacher_points": max(0.0, float(row["gap_to_teacher_points"]) - 1.0)},
                 "teacher_sms_f1": float(row["teacher_sms_f1"]), "student_sms_f1": float(row["sms_f1_mean"]),
+                "student_std_points": 100 * float(row["sms_f1_std"]),
+                "twin_std_points": 100 * float(by_recipe.loc[row["twin"], "sms_f1_std"]),
                 "n_seeds": int(row["n_seeds"])}
 
     verdicts = [verdict(row) for _, row in kd.iterrows()]
