@@ -17,24 +17,7 @@ import os
 import statistics
 import sys
 import time
-
-
-def cpu_features() -> str:
-    """The CPU's matrix-relevant features (from /proc/cpuinfo where available) and torch's CPU capability."""
-    import torch
-
-    flags = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16"]
-    shown = ", ".join(f"{w} {'yes' if w in flags else 'no'}" for w in wanted) if flags else "flags not readable"
-    return f"CPU features: {shown} · torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+from cpu import cpu_line  # noqa: E402 - the benchmarks' shared CPU facts (benchmarks/cpu.py)
 
 
 def main() -> int:
@@ -55,7 +38,7 @@ def main() -> int:
     test = data.for_mode(data.sms_splits().test, fast_n=120)
     print(f"mode: {'fast' if config.fast_mode() else 'full'} · threads {threads} · {len(test)} test messages · "
           f"load average {load_before:.2f} on {os.cpu_count()} cores")
-    print(cpu_features(), flush=True)
+    print(cpu_line(), flush=True)
     teacher = train.finetuned_teacher()
     plan = study.plan()
     sweep = study.rank_sweep(teacher, plan)
@@ -92,7 +75,7 @@ def main() -> int:
     pd.set_option("display.width", 200)
     print(f"\nSide by side (b1 latency: median of {rounds} interleaved rounds of {runs} calls, {threads} threads):")
     print(pd.DataFrame(rows).set_index("model").round(3).to_string())
-    print("\n" + cpu_features())
+    print("\n" + cpu_line())
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"wall time {time.perf_counter() - start:.0f} s · load average at start {load_before:.2f}, now {load_after:.2f} "
           f"on {os.cpu_count()} cores" + (" — the CPU was shared: timings are pessimistic and noisy"

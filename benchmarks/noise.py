@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 
-from lowrank import cpu_features  # the benchmarks' shared helper (benchmarks/ is on sys.path when run)
+from cpu import cpu_line  # the benchmarks' shared CPU facts (benchmarks/ is on sys.path when run)
 
 
 def _burn(stop) -> None:
@@ -137,7 +137,7 @@ def main() -> int:
           f"load average {load()} · {others}")
     print("NOTE: this machine is shared (other work runs beside this benchmark), so 'quiet' below means no burner "
           "of ours, not an idle CPU: read the load averages and noise checks next to each figure.")
-    print(cpu_features(), flush=True)
+    print(cpu_line(), flush=True)
 
     key = models.cache_key(kind="teacher", **train.teacher_settings())
     if models.is_cached(key):
@@ -186,7 +186,7 @@ def main() -> int:
         i = r["inter"]
         print(f"{label:32s} {statistics.median(r['b2b']):20.2f} {min(r['b2b']):5.2f}-{max(r['b2b']):<6.2f} "
               f"{i['speedup']:12.2f} {i['low']:5.2f}-{i['high']:<6.2f}  {r['load_start']} -> {r['load_end']}")
-    print("\n" + cpu_features())
+    print("\n" + cpu_line())
     print(f"wall time {time.perf_counter() - start:.0f} s · load average now {load()} on {os.cpu_count()} cores "
           "(shared machine)")
     return 0

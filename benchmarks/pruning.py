@@ -25,16 +25,7 @@ import time
 
 import numpy as np
 import pandas as pd
-
-
-def cpu_features() -> str:
-    """The CPU's vector / int8 / bf16 features that matter for these kernels (from /proc/cpuinfo)."""
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    try:
-        flags = set(next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split(":")[1].split())
-    except (OSError, StopIteration):
-        return "unknown (no /proc/cpuinfo)"
-    return " ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
+from cpu import cpu_features  # noqa: E402 - the benchmarks' shared CPU facts (benchmarks/cpu.py)
 
 
 def interleaved_latency(variants: dict, texts: list[str], rounds: int, runs: int) -> pd.DataFrame:

@@ -24,6 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course_lib import config, data, models, train  # noqa: E402
+from cpu import cpu_features  # noqa: E402 - the benchmarks' shared CPU facts (benchmarks/cpu.py)
+
 
 VARIANTS = {  # name: (frozen encoder blocks, freeze the embeddings, fused AdamW)
     "plain (the teacher's recipe)": (None, False, False),
@@ -32,15 +34,6 @@ VARIANTS = {  # name: (frozen encoder blocks, freeze the embeddings, fused AdamW
     "embeddings + 2 blocks frozen + fused": (2, True, True),
     "embeddings + 3 blocks frozen + fused": (3, True, True),
 }
-
-
-def cpu_features() -> str:
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    try:
-        flags = set(next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split(":")[1].split())
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
 
 
 def make_variant(blocks, embeddings, fused):
