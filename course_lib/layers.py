@@ -31,6 +31,10 @@ _LAYOUTS = [
 ]
 
 
+#: Per role, the module paths (inside one layer) of every supported layout, e.g. "attention.self.query".
+PATHS = {role: tuple(paths[role] for _, paths, _ in _LAYOUTS) for role in ROLES}
+
+
 class Layer:
     """One transformer layer seen by role: ``layer["ffn_in"]`` is its first FFN Linear, and so on.
     ``layer[role] = linear`` replaces that Linear (e.g. by a sliced one)."""
@@ -92,3 +96,24 @@ def layers(model_or_clf, what: str = "course_lib") -> list[Layer]:
 def encoder_parameters(model_or_clf) -> int:
     """Parameters of the transformer layers (embeddings, pooler and classifier head excluded)."""
     return sum(p.numel() for layer in layers(model_or_clf) for p in layer.module.parameters())
+
+
+@torch.no_grad()
+def feed_inputs(clf: TextClassifier, texts: list[str], modules: dict, on_input, batch_size: int = 32) -> None:
+    """Run ``texts`` through ``clf`` in eval mode and call ``on_input(key, x)`` with the input each module of
+    ``modules`` ({key: module}) receives, x (tokens, in_features), non-padding tokens only (forward pre-hooks,
+    removed afterwards; the model's train/eval mode is restored)."""
+    model, state = clf.model, {}
+    hooks = [module.register_forward_pre_hook(lambda mod, args, key=key: on_input(key, args[0][state["keep"]]))
+             for key, module in modules.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(texts), batch_size):
+            enc = clf.encode(texts[start:start + batch_size])
+            state["keep"] = enc["attention_mask"].bool()
+            model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)

@@ -23,18 +23,13 @@ import pandas as pd
 import torch
 
 from . import config
+from .layers import PATHS, feed_inputs
 from .models import TextClassifier, derived_meta
 
 METHODS = ("svd", "whitened")
-#: Layer groups of BERT-family encoders (BERT/MiniLM, RoBERTa, DistilBERT) and the name endings that mark them.
-GROUPS = {
-    "query": (".attention.self.query", ".attention.q_lin"),
-    "key": (".attention.self.key", ".attention.k_lin"),
-    "value": (".attention.self.value", ".attention.v_lin"),
-    "attn_out": (".attention.output.dense", ".attention.out_lin"),
-    "ffn_in": (".intermediate.dense", ".ffn.lin1"),
-    "ffn_out": (".output.dense", ".ffn.lin2"),  # checked after attn_out, which also ends in .output.dense
-}
+#: Layer groups of BERT-family encoders and the name endings that mark them (course_lib.layers' layouts);
+#: ffn_out (".output.dense") is checked after attn_out (".attention.output.dense"), which also ends in it.
+GROUPS = {role: tuple("." + path for path in paths) for role, paths in PATHS.items()}
 ALIASES = {"attention": ("query", "key", "value", "attn_out"), "ffn": ("ffn_in", "ffn_out"), "all": tuple(GROUPS)}
 
 
@@ -185,29 +180,15 @@ def rank_for_energy(s, energy: float) -> int:
 # --------------------------------------------------------------------------- calibration inputs
 
 
-@torch.inference_mode()
-def _feed(clf: TextClassifier, texts: Sequence[str], names: Iterable[str], on_input, batch_size: int = 32) -> None:
-    """Run ``texts`` through ``clf`` and call ``on_input(name, x)`` with each named layer's inputs, x (tokens, in)
-    in the model's dtype, non-padding tokens only (forward hooks, removed afterwards)."""
+def _feed(clf: TextClassifier, texts: Sequence[str], names: Iterable[str], on_input) -> None:
+    """Call ``on_input(name, x)`` with each named layer's inputs on ``texts``, x (tokens, in), non-padding only."""
     from .data import check_texts
 
     texts = check_texts(texts)
     if not texts:
         raise ValueError("Calibration needs at least one text.")
-    model, state = clf.model, {}
-    hooks = [model.get_submodule(n).register_forward_hook(
-        lambda mod, args, out, n=n: on_input(n, args[0][state["keep"]])) for n in names]
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(texts), batch_size):
-            enc = clf.encode(texts[start:start + batch_size])
-            state["keep"] = enc["attention_mask"].bool()
-            model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    with torch.inference_mode():
+        feed_inputs(clf, texts, {n: clf.model.get_submodule(n) for n in names}, on_input)
 
 
 def calibration_inputs(clf: TextClassifier, texts: Sequence[str], names: Iterable[str]) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from . import config
+from .shipped import cpu_session
 
 OPSET = 17
 EXPORT_VERSION = 1
@@ -48,8 +49,6 @@ class OnnxClassifier:
 
     def __init__(self, path, tokenizer, max_length: int = 128, name: str = "onnx", threads: int | None = None,
                  meta: dict | None = None):
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"No ONNX model at {self.path}; export it first (onnx_variants / export_onnx).")
@@ -58,13 +57,7 @@ class OnnxClassifier:
         self.name = name
         self.meta = dict(meta or {})
         self.threads = int(threads or config.num_threads())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path, self.threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._params = None
 

@@ -30,6 +30,7 @@ from transformers.pytorch_utils import prune_linear_layer
 
 from . import data, train
 from .layers import GROUPS, ROLES, Layer, module_of as _model  # noqa: F401
+from .layers import feed_inputs
 from .layers import layers as _layers
 from .models import TextClassifier
 
@@ -216,30 +217,17 @@ def ffn_statistics(clf: TextClassifier, texts, covariance: bool = False, batch_s
     with ``covariance=True`` ``cov`` (n, n), float64. GELU outputs are never exactly 0, so mean |a| is used
     rather than a share of zeros."""
     texts, stack = _calibration(texts), layers(clf)
-    sums = [{"abs": 0.0, "sum": 0.0, "outer": 0.0} for _ in stack]
-    mask = {}
+    sums = [{"abs": 0.0, "sum": 0.0, "outer": 0.0, "tokens": 0} for _ in stack]
 
-    def hook(i):
-        def record(module, args):
-            a = args[0][mask["keep"]]  # (tokens, n)
-            sums[i]["abs"] += a.abs().sum(0).double()
-            sums[i]["sum"] += a.sum(0).double()
-            if covariance:
-                sums[i]["outer"] += (a.T @ a).double()
-        return record
+    def record(i, a):  # a: (tokens, n), the neurons' outputs on the non-padding tokens
+        sums[i]["abs"] += a.abs().sum(0).double()
+        sums[i]["sum"] += a.sum(0).double()
+        sums[i]["tokens"] += a.shape[0]
+        if covariance:
+            sums[i]["outer"] += (a.T @ a).double()
 
-    handles = [layer["ffn_out"].register_forward_pre_hook(hook(i)) for i, layer in enumerate(stack)]
-    clf.model.eval()
-    tokens = 0
-    try:
-        for start in range(0, len(texts), batch_size):
-            enc = clf.encode(texts[start:start + batch_size])
-            mask["keep"] = enc["attention_mask"].bool()
-            tokens += int(mask["keep"].sum())
-            clf.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-    finally:
-        for handle in handles:
-            handle.remove()
+    feed_inputs(clf, texts, {i: layer["ffn_out"] for i, layer in enumerate(stack)}, record, batch_size)
+    tokens = sums[0]["tokens"]
     out = []
     for s in sums:
         mean = (s["sum"] / tokens).numpy()

@@ -26,13 +26,26 @@ TOKENIZER_KEY = "course.tokenizer"
 META_KEY = "course.meta"
 
 
+def cpu_session(path, threads: int):
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads, one inter-op thread, sequential
+    execution, every graph optimisation, warnings off: the settings every ONNX model of the workbook runs with."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class ShippedClassifier:
     """A classifier backed by one shipped ``.onnx`` file (tokenizer inside). A benchmark variant:
     ``predict_logits(texts, batch_size) -> (n, classes)`` float32, ``size_mb()`` (the file),
     ``num_parameters()`` (weight elements in the file). ``load_ms``: how long opening it took (ms)."""
 
     def __init__(self, path, threads: int | None = None, name: str | None = None):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         start = time.perf_counter()
@@ -40,13 +53,7 @@ class ShippedClassifier:
         if not self.path.is_file():
             raise FileNotFoundError(f"No shipped model at {self.path}; build it with course_lib.ship.ship(student, path).")
         self.threads = int(threads or os.environ.get("COURSE_THREADS") or min(4, os.cpu_count() or 1))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path, self.threads)
         props = self.session.get_modelmeta().custom_metadata_map
         if TOKENIZER_KEY not in props or META_KEY not in props:
             raise ValueError(f"{self.path.name} is an ONNX model but not a shipped one (no tokenizer inside); "
