@@ -1,4 +1,5 @@
-"""The CPU facts every benchmark prints next to its ratios: int8 / bf16 speed-ups depend on them.
+"""The CPU facts every benchmark prints next to its ratios: int8 / bf16 speed-ups depend on them, and a
+shared CPU (the load average) makes timings pessimistic.
 
 Imported by the scripts in this folder (``python benchmarks/x.py`` puts benchmarks/ on sys.path).
 """
@@ -33,3 +34,16 @@ def cpu_line() -> str:
     flags = cpu_flags()
     shown = ", ".join(f"{w} {'yes' if w in flags else 'no'}" for w in WANTED) if flags else "flags not readable"
     return f"CPU features: {shown} · torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
+
+def load_report(start: float, load_before: tuple) -> str:
+    """The script's wall time since ``start`` (time.perf_counter()) and the 1-minute load average at its
+    start (``os.getloadavg()`` taken before the script loaded anything) and now, flagged when the CPU was shared."""
+    import os
+    import time
+
+    cores = os.cpu_count() or 1
+    shared = load_before[0] > 0.5 * cores
+    return (f"wall time {time.perf_counter() - start:.0f} s · load average at start {load_before[0]:.2f}, now "
+            f"{os.getloadavg()[0]:.2f} (1 min, this script included) on {cores} cores"
+            + (" — other programs were using the CPU: timings are pessimistic, read the ratios" if shared else ""))

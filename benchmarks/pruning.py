@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from cpu import cpu_features  # noqa: E402 - the benchmarks' shared CPU facts (benchmarks/cpu.py)
+from cpu import cpu_features, load_report  # noqa: E402 - the benchmarks' shared CPU facts (benchmarks/cpu.py)
 
 
 def interleaved_latency(variants: dict, texts: list[str], rounds: int, runs: int) -> pd.DataFrame:
@@ -109,11 +109,7 @@ def main() -> int:
              else f"none of {settings['tuned_levels']}; showing {level:.0%}")
           + f"; on the test split F1 {table.loc[m_name, 'f1']:.4f} ({table.loc[m_name, 'f1_change_pts']:+.2f} points). Sizes (MB):")
     print(sizes.round(2).to_string(index=False))
-    load_after = os.getloadavg()
-    shared = load_before[0] > 0.5 * (os.cpu_count() or 1)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s · load average at start {load_before[0]:.2f}, now "
-          f"{load_after[0]:.2f} on {os.cpu_count()} cores"
-          + (" — the CPU was shared: latency ratios are noisy (see spread)" if shared else ""))
+    print("\n" + load_report(start, load_before))
     return 0
 
 

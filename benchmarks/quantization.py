@@ -20,6 +20,7 @@ import time
 
 import pandas as pd
 import torch
+from cpu import load_report  # the benchmarks' shared helpers (benchmarks/cpu.py)
 
 
 def main() -> int:
@@ -76,11 +77,7 @@ def main() -> int:
         for metric in ("f1", "accuracy"):
             print(f"\n{metric}:")
             print(quantization.sweep_table(sweep, metric=metric).round(4).to_string())
-    load_after = os.getloadavg()
-    shared = load_before[0] > 0.5 * (os.cpu_count() or 1)  # measured before this script loaded anything
-    print(f"\nwall time {time.perf_counter() - start:.0f} s · load average at start {load_before[0]:.2f}, now "
-          f"{load_after[0]:.2f} (1 min, this script included) on {os.cpu_count()} cores"
-          + (" — other programs were using the CPU at the start: timings are pessimistic" if shared else ""))
+    print("\n" + load_report(start, load_before))
     return 0
 
 

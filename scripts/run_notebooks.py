@@ -44,14 +44,33 @@ POLL_S = 5.0  # how often the watchdog samples the kernel's CPU time
 GRACE_S = 30.0  # after interrupting a stalled kernel, how long to wait before killing it
 
 
-class PeakMemory:
+class Background:
+    """A daemon thread running ``self._run`` for the length of a ``with`` block; ``_run`` ends once
+    ``self._stop`` is set (on leaving the block)."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class PeakMemory(Background):
     """Samples the RSS of a process and its children every 0.2 s; ``peak_mb`` in MB (10^6 bytes)."""
 
     def __init__(self, pid: int):
         self.proc = psutil.Process(pid)
         self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -63,13 +82,6 @@ class PeakMemory:
                 pass
             self._stop.wait(0.2)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def kernel_cpu_seconds(pid: int) -> float | None:
@@ -158,7 +170,7 @@ class WatchedClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
-class Watchdog:
+class Watchdog(Background):
     """A thread that polls a :class:`CellWatch` and stops a stalled kernel: SIGINT (KeyboardInterrupt in the
     cell), then, ``grace_s`` later if still stalled, kills it (nbclient then reports a dead kernel)."""
 
@@ -167,8 +179,7 @@ class Watchdog:
         self.poll_s, self.grace_s = poll_s or POLL_S, grace_s or GRACE_S
         self.stalled: str | None = None  # the description, once the kernel was stopped for stalling
         self._interrupted_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -185,13 +196,6 @@ class Watchdog:
                 _signal(self.pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
                 self._interrupted_at = float("inf")
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def _signal(pid: int, sig) -> None:
