@@ -5,7 +5,7 @@
 
 Uses (or computes once and caches) exactly the chapter's study, so running it first makes notebook 05 load instead
 of compute. Prints, per method, the largest parameter cut of the encoder's Linear layers whose validation F1 stays
-within 1 point of the teacher after the short fine-tune, then the batch-1 latency and size ratios vs the teacher on
+within 1 point of the teacher after fine-tuning (one epoch on the training split), then the batch-1 latency and size ratios vs the teacher on
 the test split, measured interleaved (teacher, svd, whitened, teacher, ...) with the thread count and the CPU's
 int8/bf16 features printed next to them. On a shared CPU the timings are noisy: compare the ratios.
 """

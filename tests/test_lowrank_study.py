@@ -87,6 +87,19 @@ def test_largest_cut_picks_the_largest_cut_within_the_drop():
     assert not best.loc["whitened", "found"] and best.loc["whitened", "tried_ranks"] == [32]
 
 
+def test_largest_cut_when_no_method_stays_within_the_drop():
+    # full mode found none once, and the notebook's column selection failed: the columns must exist anyway
+    rows = pd.DataFrame([
+        {"group": "none", "method": "teacher", "rank": None, "finetuned": False, "f1": 0.95, "f1_drop": 0.0, "param_cut": 0.0},
+        {"group": "all", "method": "svd", "rank": 64, "finetuned": True, "f1": 0.90, "f1_drop": 5.0, "param_cut": 0.6},
+        {"group": "all", "method": "whitened", "rank": 64, "finetuned": True, "f1": 0.92, "f1_drop": 3.0, "param_cut": 0.6},
+    ])
+    best = S.largest_cut(rows, max_drop=1.0)
+    assert not best["found"].any()
+    assert best[["rank", "param_cut", "f1", "f1_drop"]].isna().all().all()
+    assert best.loc["svd", "tried_ranks"] == [64]
+
+
 def test_small_measurements(tiny):
     curves = S.spectra(tiny)
     assert {"layer 0 ffn_in", "layer 1 ffn_out", "random rank-32 product", "random Gaussian"} <= set(curves)

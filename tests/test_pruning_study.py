@@ -11,7 +11,7 @@ from test_prune import tiny  # noqa: E402  (tests/ is on sys.path under pytest)
 
 SMALL = dict(levels=[0.0, 0.5], tuned_levels=[0.5], calibration=12, val_n=40, ft_rows=16, ft_batch=8,
              scan_val_n=30, scan_levels=[0.9], scan_layers=True, table_ratios=[0.5], iterative_target=0.5,
-             iterative_steps=2, latency_runs=1)
+             iterative_steps=2, latency_runs=1, recovery_rows=24, recovery_batch=8, target_ratio=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,20 @@ def test_scan_table_and_iterative(bert, tmp_cache):
     assert list(it["schedule"]) == ["one-shot", "iterative", "iterative"]
     assert it.iloc[0]["sparsity"] == pytest.approx(0.5, abs=1e-3) and it.iloc[-1]["sparsity"] == pytest.approx(0.5, abs=1e-3)
     assert it[it["schedule"] == "iterative"]["train_rows"].sum() == it.iloc[0]["train_rows"]
+
+
+def test_recovered_trains_once_on_the_recovery_rows(bert, tmp_cache):
+    settings = study.plan(**SMALL)
+    a = study.recovered(bert, 0.5, settings, progress=False)
+    assert a.meta["fine_tune_rows"] == 24 and a.meta["fine_tune_steps"] == 3  # 24 rows / batch 8, one epoch
+    assert study.removed_share(a, bert) == pytest.approx(0.5, abs=0.02)  # FFN neurons and heads: sliced away
+    b = study.recovered(bert, 0.5, settings, progress=False)
+    assert b.meta["key"] == a.meta["key"] and prune.structure(b).equals(prune.structure(a))
+    longer = study.recovered(bert, 0.5, study.plan(**{**SMALL, "recovery_epochs": 2}), progress=False)
+    assert longer.meta["key"] != a.meta["key"] and longer.meta["fine_tune_steps"] == 6
+    # the table's rows are these models
+    table = study.source_table(bert, settings, progress=False)
+    assert table.loc["activation 50%", "params_m"] == pytest.approx(a.num_parameters() / 1e6)
 
 
 def test_best_within(bert, tmp_cache):
