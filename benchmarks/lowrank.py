@@ -48,7 +48,7 @@ def main() -> int:
           f"validation {info['val_n']} messages ({info['val_spam']} spam), teacher F1 {info['teacher_f1']:.4f}")
     best = study.largest_cut(sweep, plan["max_drop"])
     print(f"\nLargest cut of the encoder's Linear parameters ({info['linear_params_m']:.2f} M) within "
-          f"{plan['max_drop']:g} F1 point after fine-tuning ({plan['finetune']['train_n']} messages, "
+          f"{plan['max_drop']:g} F1 point after fine-tuning ({plan['finetune']['train_n'] or 'all training'} messages, "
           f"{plan['finetune']['epochs']} epoch; tried ranks {plan['finetune']['ranks']}):")
     print(best.drop(columns=[c for c in ("finetuned", "group", "params_m") if c in best.columns]).round(4).to_string())
 
