@@ -111,13 +111,12 @@ def finetune_key(teacher_key: str, calib_key: str, method: str, rank: int, setti
 
 
 def finetuned(teacher, method: str, rank: int, settings: dict | None = None, train_df: pd.DataFrame | None = None,
-              prepared: dict | None = None, progress: bool = True, factorized=None):
+              progress: bool = True, factorized=None):
     """The teacher factorized (``settings["finetune"]["group"]`` layers at ``rank``) and fine-tuned (one epoch on
     ``train_n`` training messages, None: all of them):
     loaded from the model cache, or made once and saved (safetensors). ``meta["finetune_seconds"]`` is the
-    training time it cost when it was made. ``prepared``: the teacher's :func:`~course_lib.lowrank.decompose_model`
-    for the group, if already computed; ``factorized``: the factorized model itself (made from the same
-    calibration messages), so the caller can free the decomposition (hundreds of MB) before training."""
+    training time it cost when it was made. ``factorized``: the factorized model, if the caller already made it
+    (from the same calibration messages), so it can free its decomposition (hundreds of MB) before training."""
     settings = settings or plan()
     ft = settings["finetune"]
     if train_df is None:
@@ -128,10 +127,7 @@ def finetuned(teacher, method: str, rank: int, settings: dict | None = None, tra
         return models.load_classifier(key)
     clf = factorized
     if clf is None:
-        if prepared is None:
-            prepared = lowrank.decompose_model(teacher, ft["group"], method, calib)
-        clf = lowrank.factorize_model(teacher, rank=rank, layers=ft["group"], method=method, prepared=prepared)
-    del prepared  # the decomposition is not needed while training
+        clf = lowrank.factorize_model(teacher, rank=rank, layers=ft["group"], method=method, texts=calib)
     subset = train_df if ft["train_n"] is None else data.sample(train_df, ft["train_n"], seed=ft["seed"])
     history = train.fine_tune(clf, subset, epochs=ft["epochs"], lr=ft["lr"], batch_size=ft["batch_size"],
                               seed=ft["seed"], progress=progress)

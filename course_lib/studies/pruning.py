@@ -217,13 +217,18 @@ def tuned_variant(teacher, method: str, level: float, settings: dict | None = No
 RECOVERY = ("calibration", "recovery_rows", "recovery_epochs", "recovery_lr", "recovery_batch", "seed")
 
 
+def recovered_key(teacher, ratio: float, settings: dict) -> str:
+    """The cache key of :func:`recovered` (``teacher``, ``ratio``, the recovery settings)."""
+    return _key("recovered", teacher, {k: settings[k] for k in RECOVERY}, ratio=ratio)
+
+
 def recovered(teacher, ratio: float, settings: dict | None = None, progress: bool = True):
     """``teacher`` with the share ``ratio`` of FFN neurons (by mean |activation|) and of heads (by importance)
     sliced away, then fine-tuned for ``recovery_epochs`` on ``recovery_rows`` training messages (None: the
     whole training split) at ``recovery_lr``: trained once (about a minute per epoch on 2 quiet cores in
     full mode), then loaded from the cache. ``meta["fine_tune_seconds"]`` says what it cost."""
     settings = settings or plan()
-    key = _key("recovered", teacher, {k: settings[k] for k in RECOVERY}, ratio=ratio)
+    key = recovered_key(teacher, ratio, settings)
     if models.is_cached(key):
         return models.load_classifier(key)
     sets = _subsets(settings)
@@ -399,7 +404,7 @@ def stress_models(progress: bool = True) -> dict:
     settings = plan()
     teacher = train.finetuned_teacher(progress=progress)
     level = settings["target_ratio"]
-    key = _key("recovered", teacher, {k: settings[k] for k in RECOVERY}, ratio=level)
+    key = recovered_key(teacher, level, settings)
     if not models.is_cached(key):
         return {}
     return {f"pruned (structured {level:.0%}, recovered)": (models.load_classifier(key), key)}
