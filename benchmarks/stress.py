@@ -31,7 +31,7 @@ def main() -> None:
     test, youtube = sets["sms"], sets["youtube"]
     print(f"mode: {'fast' if config.fast_mode() else 'full'} · {len(test)} SMS test messages · "
           f"{len(youtube)} YouTube comments · {config.machine_load()}")
-    sweep = study.perturbation_sweep(zoo, strengths=config.pick((0, 0.25, 0.5, 0.75, 1.0), (0, 0.5, 1.0)), progress=True)
+    sweep = study.perturbation_sweep(zoo, progress=True)
     half = sweep["table"][sweep["table"]["strength"] == 0.5].pivot(index="model", columns="kind", values="f1")
     attack = study.attack_study(zoo, progress=True)["table"]
     calibration = study.calibration_table(zoo)

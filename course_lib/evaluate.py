@@ -486,10 +486,14 @@ class Benchmark:
             kwargs["class_names"] = list(df.attrs["class_names"])
         return cls(df["text"].tolist(), df["label"].tolist(), **kwargs)
 
-    def run(self, name: str, variant, measure_speed: bool = True, progress: bool = True, **extra) -> dict:
+    def run(self, name: str, variant, measure_speed: bool = True, progress: bool = True,
+            logits: np.ndarray | None = None, **extra) -> dict:
         """Measure ``variant``, add (or replace) its row under ``name``, and return the row.
 
         ``measure_speed=False`` skips latency and throughput (quality and size only).
+        ``logits``: ``variant``'s logits (n texts, classes) on this benchmark's texts where they were
+        already computed (a cache): quality is scored from them instead of predicting again; size and
+        speed are measured on ``variant`` as always.
         ``extra`` key/values (e.g. ``bits=8``) are stored in the row.
         """
         _check_variant(variant)
@@ -503,7 +507,7 @@ class Benchmark:
             for step in bar:
                 bar.set_postfix(step=step)
                 if step == "quality":
-                    pred = predict(variant, self.texts, batch_size=64)
+                    pred = predict(variant, self.texts, batch_size=64) if logits is None else self._from_logits(name, logits)
                     if pred.logits.shape[1] != self.num_classes:
                         raise ValueError(
                             f"{name} outputs {pred.logits.shape[1]} classes but the benchmark has "
@@ -546,6 +550,14 @@ class Benchmark:
         except TypeError:
             self._variants.pop(name, None)
         return row
+
+    def _from_logits(self, name: str, logits) -> Predictions:
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.ndim != 2 or len(logits) != len(self.texts):
+            raise ValueError(f"logits for {name} must have one row per benchmark text ({len(self.texts)}, classes); "
+                             f"got shape {logits.shape}. Pass the variant's logits on bench.texts, or none.")
+        probs = softmax(logits)
+        return Predictions(logits=logits, probs=probs, labels=probs.argmax(axis=1).astype(np.int64))
 
     @property
     def table(self) -> BenchmarkTable:

@@ -151,14 +151,19 @@ def _probs(clf, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
 
 
 def attack(clf, texts: Sequence[str], budget: int = 3, seed: int = 0, labels: Sequence[int] | None = None,
-           target: int = 1, kinds: Sequence[str] = ("leetspeak", "spacing", "homoglyph", "typo")) -> AttackResult:
+           target: int = 1, kinds: Sequence[str] = ("leetspeak", "spacing", "homoglyph", "typo"),
+           scorer: Callable[[list[str]], np.ndarray] | None = None) -> AttackResult:
     """A greedy word-level attack on the messages of class ``target`` (spam) that ``clf`` predicts right.
 
     Every word is rewritten by each perturbation in ``kinds`` at strength 1 and the rewrite scored
     by how much it lowers P(target); then the best rewrites (one per word, only those that lower
     it) are applied one by one, up to ``budget`` words, stopping as soon as the prediction flips.
     ``labels=None`` treats every text as class ``target``; messages of other classes are never edited.
+    ``scorer(texts)`` → probabilities (n, classes) of ``clf`` on ``texts``, where they are kept elsewhere
+    (a cache of this model's outputs); default: ``clf`` is run. Each message's attack depends only on
+    that message, so attacking a list equals attacking its messages one by one.
     """
+    score = scorer or (lambda batch: _probs(clf, batch))
     unknown = sorted(set(kinds) - set(PERTURBATIONS))
     if budget < 0 or unknown:
         raise ValueError(f"budget must be >= 0 words (got {budget}) and kinds among {sorted(PERTURBATIONS)} (unknown: {unknown}).")
@@ -166,7 +171,7 @@ def attack(clf, texts: Sequence[str], budget: int = 3, seed: int = 0, labels: Se
     labels = np.full(len(texts), target) if labels is None else np.asarray(labels, dtype=int)
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
-    p0 = _probs(clf, texts)
+    p0 = score(texts)
     attacked = (labels == target) & (p0.argmax(axis=1) == target)
     result = [list(_words(t)) for t in texts]
     edits = np.zeros(len(texts), dtype=int)
@@ -182,7 +187,7 @@ def attack(clf, texts: Sequence[str], budget: int = 3, seed: int = 0, labels: Se
                     parts[pos] = new
                     candidates.append("".join(parts))
                     owners.append((m, pos, new))
-    p_cand = _probs(clf, candidates)[:, target] if candidates else np.zeros(0)
+    p_cand = score(candidates)[:, target] if candidates else np.zeros(0)
     for (m, pos, new), p in zip(owners, p_cand):
         if p < p0[m, target]:
             plans.setdefault(m, []).append((p, pos, new))
@@ -200,7 +205,7 @@ def attack(clf, texts: Sequence[str], budget: int = 3, seed: int = 0, labels: Se
             pos, new = plans[m][step]
             result[m][pos] = new
             edits[m] += 1
-        p_after[todo] = _probs(clf, ["".join(result[m]) for m in todo])
+        p_after[todo] = score(["".join(result[m]) for m in todo])
     success = attacked & (p_after.argmax(axis=1) != target)
     return AttackResult(["".join(parts) for parts in result], attacked, success, edits, p0[:, target], p_after[:, target])
 
@@ -230,11 +235,23 @@ def tokenization_change(tokenizer, texts: Sequence[str], kind: str, strength: fl
 # --------------------------------------------------------------------------- the report card
 
 
+def attack_pick(candidates: Sequence[int], n: int, seed: int = 0) -> np.ndarray:
+    """``n`` of the message positions ``candidates`` (all if fewer), a seeded pick, in increasing order."""
+    return np.sort(np.random.default_rng(seed).permutation(np.asarray(candidates))[:n])
+
+
+def _scorer(name: str, clf, probs) -> Callable[[Sequence[str]], np.ndarray]:
+    """texts → probabilities of model ``name``: from ``probs(name, texts)`` when given, else by running ``clf``."""
+    if probs is None:
+        return lambda batch: _probs(clf, batch)
+    return lambda batch: np.asarray(probs(name, list(batch)), dtype=np.float64)
+
+
 def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift=None, baseline: str | None = None,
                 kinds: Sequence[str] = tuple(PERTURBATIONS), strength: float = 0.5, budget: int = 3,
                 attack_n: int | None = None, loaders: dict | None = None, n_boot: int | None = None,
                 latency_runs: int | None = None, threads: int | None = None, seed: int = 0,
-                progress: bool = True) -> pd.DataFrame:
+                probs: Callable[[str, list[str]], np.ndarray] | None = None, progress: bool = True) -> pd.DataFrame:
     """The whole checklist for every model (anything with ``predict_logits``) on labelled ``texts``: one row each.
 
     Columns: ``f1`` with its 95 % bootstrap interval (``f1_low``/``f1_high``), ``precision``, ``recall``
@@ -248,6 +265,9 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
     and ``load_s`` for the names in ``loaders`` (see :func:`course_lib.evaluate.serving_footprint`); and, against ``baseline``
     (default: the first model), the F1 change in points with its paired interval, McNemar's p-value and
     the verdict of :func:`course_lib.evaluate.verdict_with_interval`.
+    ``probs(name, texts)`` → probabilities (n, classes) of model ``name`` on ``texts``, for outputs already
+    kept elsewhere (a cache; chapter 06 passes its own); default: every model is run. Latency, size and
+    serving are always measured on the models themselves.
     """
     from .progress import progress_bar
 
@@ -258,7 +278,7 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
     stressed = np.flatnonzero(y == 1) if binary else np.arange(len(y))
     perturbed = {k: perturb([texts[i] for i in stressed], k, strength, seed) for k in kinds}
     attack_n = attack_n or config.pick(100, 16)
-    attack_idx = np.sort(np.random.default_rng(seed).permutation(stressed)[:attack_n])
+    attack_idx = attack_pick(stressed, attack_n, seed)
     if shift is not None:
         shift = (shift["text"].tolist(), shift["label"].tolist()) if isinstance(shift, pd.DataFrame) else shift
     baseline = baseline or next(iter(models))
@@ -267,19 +287,20 @@ def report_card(models: dict, texts: Sequence[str], labels: Sequence[int], shift
     torch.set_num_threads(threads)
     try:
         for name, clf in progress_bar(models.items(), desc="report card", disable=not progress):
-            prob = _probs(clf, texts)
+            run = _scorer(name, clf, probs)
+            prob = run(texts)
             preds[name] = pred = prob.argmax(axis=1)
             ci = bootstrap_ci(y, pred, "f1", n_boot=n_boot, seed=seed)
             row = {"name": name, "f1": ci["value"], "f1_low": ci["low"], "f1_high": ci["high"],
                    "precision": score(y, pred, "precision"), "recall": score(y, pred, "recall")}
             if shift is not None:
-                row["shift_f1"] = score(shift[1], _probs(clf, shift[0]).argmax(axis=1), "f1")
+                row["shift_f1"] = score(shift[1], run(shift[0]).argmax(axis=1), "f1")
                 row["shift_drop_points"] = 100 * (row["f1"] - row["shift_f1"])
             for kind, new_texts in perturbed.items():
                 changed = pred.copy()
-                changed[stressed] = _probs(clf, new_texts).argmax(axis=1)
+                changed[stressed] = run(new_texts).argmax(axis=1)
                 row[f"f1_{kind}"] = score(y, changed, "f1")
-            results = [attack(clf, [texts[i] for i in attack_idx[y[attack_idx] == c]], budget, seed, target=c)
+            results = [attack(clf, [texts[i] for i in attack_idx[y[attack_idx] == c]], budget, seed, target=c, scorer=run)
                        for c in np.unique(y[attack_idx])]
             attacked = sum(int(r.attacked.sum()) for r in results)
             row["attacked"] = attacked

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from course_lib import config, evaluate
+from course_lib import baselines, config, data, evaluate
 
 
 def test_quality_equals_scikit_learn():
@@ -84,6 +84,21 @@ def test_benchmark_measures_every_field(teacher, splits):
 def test_benchmark_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="labels"):
         evaluate.Benchmark(["a", "b"], [1])
+
+
+def test_benchmark_scores_given_logits_and_checks_their_shape(splits):
+    tfidf = baselines.tfidf_logreg(data.sample(splits.train, 600, seed=0))
+    test = splits.test.head(80)
+    bench = evaluate.Benchmark.from_frame(test, latency_runs=3, warmup=1, throughput_n=8, batch_sizes=(4,))
+    plain = bench.run("predicted", tfidf, progress=False)
+    given = bench.run("from logits", tfidf, progress=False, logits=tfidf.predict_logits(bench.texts))
+    for column in ("f1", "accuracy", "tp", "fp", "fn", "tn"):
+        assert given[column] == plain[column]
+    assert given["latency_ms"] > 0 and given["size_mb"] == plain["size_mb"]  # speed and size still measured
+    flipped = bench.run("flipped", tfidf, progress=False, logits=-tfidf.predict_logits(bench.texts))
+    assert flipped["accuracy"] == pytest.approx(1 - plain["accuracy"])  # the given logits are what is scored
+    with pytest.raises(ValueError, match="one row per benchmark text"):
+        bench.run("short", tfidf, progress=False, logits=tfidf.predict_logits(bench.texts[:10]))
 
 
 class _PlainLoop:

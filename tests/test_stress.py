@@ -225,3 +225,48 @@ def test_report_card_on_a_three_class_csv(tmp_path):
     assert {"f1_typo", "f1_homoglyph", "attack_success", "ece", "verdict"} <= set(card.columns)
     assert 0 < card.loc["linear", "attacked"] <= 12 and 0 <= card.loc["linear", "ece"] <= 1
     assert card.loc["bert", "verdict"] in {"within noise", "good", "bad", "depends on the use case"}
+
+
+def test_attack_with_a_scorer_is_the_same_attack_and_messages_are_independent(tfidf, sms_sample):
+    texts, labels = sms_sample["text"].tolist(), sms_sample["label"].to_numpy()
+    spam = [t for t, y in zip(texts, labels) if y == 1][:12]
+    calls = []
+
+    def scorer(batch):
+        calls.append(len(batch))
+        return stress._probs(tfidf, batch)
+
+    plain = stress.attack(tfidf, spam, budget=2, seed=0)
+    scored = stress.attack(tfidf, spam, budget=2, seed=0, scorer=scorer)
+    assert calls and scored.texts == plain.texts and (scored.success == plain.success).all()
+    half = stress.attack(tfidf, spam[:6], budget=2, seed=0)  # each message's attack depends on it alone
+    assert half.texts == plain.texts[:6] and (half.edits == plain.edits[:6]).all()
+
+
+def test_report_card_reads_outputs_from_probs_and_still_times_the_model(tfidf, sms_sample, splits):
+    texts, labels = sms_sample["text"].tolist(), sms_sample["label"].tolist()
+    youtube = data.sample(data.load_youtube_spam(), 80, seed=0)
+
+    class Counting:  # the TF-IDF model, counting how many texts each call predicts
+        def __init__(self):
+            self.sizes = []
+
+        def predict_logits(self, batch, batch_size=64):
+            self.sizes.append(len(batch))
+            return tfidf.predict_logits(batch, batch_size=batch_size)
+
+    kept = {}
+
+    def probs(name, batch):
+        kept.setdefault(name, 0)
+        kept[name] += len(batch)
+        return stress._probs(tfidf, batch)
+
+    common = dict(shift=youtube, n_boot=200, latency_runs=5, attack_n=8, budget=2, progress=False, threads=1)
+    plain = stress.report_card({"a": tfidf}, texts, labels, **common)
+    counting = Counting()
+    card = stress.report_card({"a": counting}, texts, labels, probs=probs, **common)
+    assert kept["a"] > len(texts) + len(youtube)  # test, shift, perturbed and attacked texts came from probs
+    assert counting.sizes and max(counting.sizes) == 1  # the model itself only ran the batch-1 latency calls
+    quality = ["f1", "f1_low", "f1_high", "shift_f1", "attack_success", "ece"] + [f"f1_{k}" for k in stress.PERTURBATIONS]
+    pd.testing.assert_series_equal(card.loc["a", quality], plain.loc["a", quality])

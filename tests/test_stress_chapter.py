@@ -174,3 +174,26 @@ def test_perturbation_checker_passes_the_reference_and_names_mistakes():
     spammy = lambda text, strength, rng: text if strength == 0 else text + " WIN a FREE prize, call now to claim"  # noqa: E731
     assert "changed the label" in exercise.check_perturbation(spammy, model=model)
     assert "empty message" in exercise.check_perturbation(lambda t, s, rng: t if s == 0 else " ", model=model)
+
+
+def test_report_card_study_reads_the_sweep_and_attack_from_the_logits_cache(tmp_cache, tfidf_zoo, monkeypatch):
+    study.perturbation_sweep(tfidf_zoo, progress=False)  # every kind at 0.5 (fast mode: 0, 0.5, 1)
+    study.attack_study(tfidf_zoo, progress=False)
+    test, youtube = study.eval_sets()["sms"], study.eval_sets()["youtube"]
+    for name in tfidf_zoo.models:
+        study.logits(tfidf_zoo, name, youtube["text"].tolist())
+    sizes = []
+    for name, model in tfidf_zoo.models.items():
+        original = model.predict_logits
+
+        def counted(batch, batch_size=64, original=original):
+            sizes.append(len(batch))
+            return original(batch, batch_size=batch_size)
+
+        monkeypatch.setattr(model, "predict_logits", counted)
+    card = study.report_card_study(tfidf_zoo, progress=False)
+    assert list(card.index) == list(tfidf_zoo.models)
+    assert sizes and max(sizes) == 1  # only the latency calls ran a model: every output was in the cache
+    sweep = study.perturbation_sweep(tfidf_zoo, progress=False)["table"]
+    at_half = sweep[(sweep["strength"] == 0.5) & (sweep["kind"] == "leetspeak")].set_index("model")["f1"]
+    assert card.loc["tfidf a", "f1_leetspeak"] == pytest.approx(at_half["tfidf a"])

@@ -164,8 +164,9 @@ def perturbation_sweep(zoo: Zoo, kinds: Sequence[str] = tuple(stress.PERTURBATIO
 
     Returns ``{"table": DataFrame (model, kind, strength, f1, precision, recall), "examples": DataFrame
     (kind, strength, example, text, P(spam) <model>...), "seconds"}``. Strengths default to
-    0, 0.25, ..., 1 (0, 0.5, 1 in fast mode)."""
-    strengths = [float(s) for s in (strengths or config.pick((0, 0.25, 0.5, 0.75, 1.0), (0, 0.5, 1.0)))]
+    0, 0.25, 0.5, 1 (0, 0.5, 1 in fast mode). Each model's outputs on each perturbed set are kept in the
+    logits cache (:func:`logits`), so the report card at strength 0.5 reads them instead of predicting again."""
+    strengths = [float(s) for s in (strengths or config.pick((0, 0.25, 0.5, 1.0), (0, 0.5, 1.0)))]
     test = eval_sets()["sms"].reset_index(drop=True)
     texts, y = test["text"].tolist(), test["label"].to_numpy()
     spam = np.flatnonzero(y == 1)
@@ -179,26 +180,26 @@ def perturbation_sweep(zoo: Zoo, kinds: Sequence[str] = tuple(stress.PERTURBATIO
         for name in zoo.models:
             start = time.perf_counter()
             base = probs(zoo, name, texts)
-            batch = [t for k, s in jobs for t in perturbed[(k, s)] + ex_text[(k, s)]]
-            p_all = stress._probs(zoo.models[name], batch) if batch else np.zeros((0, 2))
+            shown = [t for k, s in jobs for t in ex_text[(k, s)]]
+            p_shown = probs(zoo, name, shown)[:, 1] if shown else np.zeros(0)
             offset = 0
             for kind in kinds:
                 for s in strengths:
                     pred = base.argmax(axis=1)
                     p_ex = base[examples, 1]
                     if s > 0:
-                        m = len(spam)
                         pred = pred.copy()
-                        pred[spam] = p_all[offset:offset + m].argmax(axis=1)
-                        p_ex = p_all[offset + m:offset + m + len(examples), 1]
-                        offset += m + len(examples)
+                        pred[spam] = probs(zoo, name, perturbed[(kind, s)]).argmax(axis=1)
+                        p_ex = p_shown[offset:offset + len(examples)]
+                        offset += len(examples)
                     rows.append({"model": name, "kind": kind, "strength": s,
                                  **{m_: stats.score(y, pred, m_) for m_ in ("f1", "precision", "recall")}})
                     for j, i in enumerate(examples):
                         ex_rows.append({"model": name, "kind": kind, "strength": s, "example": j,
                                         "text": texts[i] if s == 0 else ex_text[(kind, s)][j], "p_spam": float(p_ex[j])})
             if progress:
-                print(f"  sweep {name}: {time.perf_counter() - start:.0f} s for {len(batch)} perturbed messages")
+                print(f"  sweep {name}: {time.perf_counter() - start:.0f} s for "
+                      f"{len(jobs) * len(spam) + len(shown)} perturbed messages")
         return {"table": rows, "examples": ex_rows}
 
     settings = {"models": zoo.keys, "kinds": list(kinds), "strengths": strengths, "seed": seed,
@@ -211,23 +212,30 @@ def perturbation_sweep(zoo: Zoo, kinds: Sequence[str] = tuple(stress.PERTURBATIO
     return {"table": pd.DataFrame(out["table"]), "examples": wide.join(text).reset_index(), "seconds": out["seconds"]}
 
 
+def attack_n() -> int:
+    """Spam messages attacked per model, by :func:`attack_study` and by the report card: 20 (6 in fast mode)."""
+    return config.pick(20, 6)
+
+
 def attack_study(zoo: Zoo, n: int | None = None, budget: int = 3, seed: int = 0,
                  names: Sequence[str] | None = None, progress: bool = True) -> dict:
-    """:func:`course_lib.stress.attack` on ``n`` spam messages of the SMS test split (default 30; 8 in
-    fast mode) for each model in ``names`` (default all): per model ``attacked`` (spam it caught),
+    """:func:`course_lib.stress.attack` on ``n`` spam messages of the SMS test split (default
+    :func:`attack_n`) for each model in ``names`` (default all): per model ``attacked`` (spam it caught),
     ``success_rate``, ``mean_edits`` (words changed, successful attacks), and one successful attack
-    (``before`` / ``after``). Cached. Returns ``{"table": DataFrame, "seconds"}``."""
-    n = n or config.pick(30, 8)
+    (``before`` / ``after``). Cached; the model's outputs on the rewrites go to the logits cache, and the
+    messages are those the report card attacks (the same seeded pick), so the card reads them."""
+    n = n or attack_n()
     names = list(names or zoo.models)
     test = eval_sets()["sms"].reset_index(drop=True)
-    spam = test[test["label"] == 1]["text"].tolist()
-    picked = [spam[i] for i in np.sort(np.random.default_rng(seed).permutation(len(spam))[:n])]
+    spam_at = np.flatnonzero(test["label"].to_numpy() == 1)
+    picked = test["text"].iloc[stress.attack_pick(spam_at, n, seed)].tolist()
 
     def compute():
         rows = []
         for name in names:
             start = time.perf_counter()
-            result = stress.attack(zoo.models[name], picked, budget=budget, seed=seed)
+            result = stress.attack(zoo.models[name], picked, budget=budget, seed=seed,
+                                   scorer=lambda batch, name=name: probs(zoo, name, batch))
             won = np.flatnonzero(result.success)
             rows.append({"model": name, "attacked": int(result.attacked.sum()), "success_rate": result.success_rate,
                          "mean_edits": float(result.edits[won].mean()) if len(won) else float("nan"),
@@ -361,15 +369,17 @@ def report_card_study(zoo: Zoo, names: Sequence[str] | None = None, loaders: dic
                       progress: bool = True, **kwargs) -> pd.DataFrame:
     """:func:`course_lib.stress.report_card` of the models ``names`` (default all) on the SMS test split,
     YouTube comments as the shift, cached as JSON (speed and memory columns are those measured when it
-    was computed). ``kwargs`` go to ``report_card`` (attack_n defaults to 20, 6 in fast mode)."""
+    was computed). ``kwargs`` go to ``report_card`` (attack_n defaults to :func:`attack_n`). The models'
+    outputs come through the logits cache (:func:`logits`): what the sections before computed (SMS test,
+    YouTube, the sweep at 0.5, the attack) is read, not predicted again; latency is measured."""
     names = list(names or zoo.models)
     sets = eval_sets()
-    kwargs = {"attack_n": config.pick(20, 6), "n_boot": config.pick(1000, 200), "latency_runs": config.pick(50, 5), **kwargs}
+    kwargs = {"attack_n": attack_n(), "n_boot": config.pick(1000, 200), "latency_runs": config.pick(50, 5), **kwargs}
 
     def compute():
         card = stress.report_card({n: zoo.models[n] for n in names}, sets["sms"]["text"].tolist(),
                                   sets["sms"]["label"].tolist(), shift=sets["youtube"], loaders=loaders,
-                                  progress=progress, **kwargs)
+                                  probs=lambda name, texts: probs(zoo, name, texts), progress=progress, **kwargs)
         return {"card": card.reset_index().to_dict(orient="records"), "attrs": card.attrs}
 
     settings = {"models": {n: zoo.keys[n] for n in names}, "loaders": sorted(loaders or {}), **kwargs,
