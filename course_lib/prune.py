@@ -303,7 +303,7 @@ def heads(clf: TextClassifier, texts, ratio: float, labels: Sequence[int] | None
 
 
 def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float | None = None,
-               batch_size: int = 32, stats: list | None = None) -> TextClassifier:
+               batch_size: int = 32, stats: list | None = None, logits: np.ndarray | None = None) -> TextClassifier:
     """Merge FFN neurons that nearly duplicate another on the calibration ``texts``.
 
     Neuron j's twin i is the neuron whose activations correlate most with its own (|ρ|: the cosine of the
@@ -314,7 +314,8 @@ def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float 
     Pairs count when |ρ| ≥ ``threshold``; ``ratio`` caps the share of each layer's neurons removed.
     A neuron that received a twin is not dropped; a pair whose twin is gone is skipped.
     ``meta["pruning"][-1]`` reports pairs found and merged per layer and the logit change on ``texts``.
-    ``stats``: this model's ``ffn_statistics(..., covariance=True)``, if already computed.
+    ``stats``: this model's ``ffn_statistics(..., covariance=True)``, if already computed; ``logits``:
+    ``clf.logits(texts)`` (n texts, classes), if already computed (the logit change is measured against them).
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be a correlation in [0, 1], e.g. 0.9; got {threshold!r}.")
@@ -351,7 +352,10 @@ def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float 
         plan[layer.index] = sorted(dropped)
     _slice(model, plan, "neurons")
     merged = TextClassifier(model=model.eval(), tokenizer=clf.tokenizer, max_length=clf.max_length)
-    change = np.abs(clf.logits(texts) - merged.logits(texts))
+    before = clf.logits(texts) if logits is None else np.asarray(logits)
+    if before.shape[0] != len(texts):
+        raise ValueError(f"logits must have one row per calibration text ({len(texts)}); got shape {before.shape}.")
+    change = np.abs(before - merged.logits(texts))
     info = {"threshold": threshold, "ratio": ratio, "pairs_found": found, "merged": [len(p) for p in plan.values()],
             "ffn_neurons": structure(model)["ffn_neurons"].tolist(),
             "logit_change_mean": float(change.mean()), "logit_change_max": float(change.max())}
