@@ -257,6 +257,17 @@ def test_fine_tuning_keeps_the_zeros(bert):
     assert not any(hasattr(m, "weight_orig") for m in tuned.model.modules())
 
 
+def test_fine_tuning_in_place_trains_the_given_model_and_keeps_its_zeros(bert):
+    pruned = prune.magnitude(bert, 0.5)
+    before = {k: v.clone() for k, v in pruned.model.state_dict().items()}
+    train_df = pd.DataFrame({"text": TEXTS, "label": [1, 0, 1, 0, 0, 1] * 3})
+    tuned, _ = prune.fine_tune_pruned(pruned, train_df, inplace=True, epochs=1, batch_size=6, lr=1e-3, progress=False)
+    assert tuned.model is pruned.model  # no copy
+    changed = any(not (before[k] == v).all() for k, v in tuned.model.state_dict().items() if k in before)
+    assert changed and prune.sparsity(tuned) == pytest.approx(0.5, abs=1e-3)
+    assert not any(hasattr(m, "weight_orig") for m in tuned.model.modules())
+
+
 # --------------------------------------------------------------------------- errors
 
 

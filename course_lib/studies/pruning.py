@@ -210,7 +210,7 @@ def tuned_variant(teacher, method: str, level: float, settings: dict | None = No
         return models.load_classifier(key)
     sets = _subsets(settings)
     pruned = variant(teacher, method, level, sets["calibration"])
-    tuned, history = prune.fine_tune_pruned(pruned, sets["ft"], epochs=settings["ft_epochs"], lr=settings["ft_lr"],
+    tuned, history = prune.fine_tune_pruned(pruned, sets["ft"], inplace=pruned is not teacher, epochs=settings["ft_epochs"], lr=settings["ft_lr"],
                                             batch_size=settings["ft_batch"], seed=settings["seed"], progress=progress)
     tuned.name = f"{METHODS[method]} {level:.0%}, fine-tuned"
     models.save_classifier(tuned, key, {"fine_tune_seconds": history["seconds"], "fine_tune_steps": history["steps"]})
@@ -237,7 +237,7 @@ def recovered(teacher, ratio: float, settings: dict | None = None, progress: boo
     sets = _subsets(settings)
     rows = sets["train"] if settings["recovery_rows"] is None else data.sample(sets["train"], settings["recovery_rows"], seed=1)
     pruned = variant(teacher, "activation", ratio, sets["calibration"])
-    tuned, history = prune.fine_tune_pruned(pruned, rows, epochs=settings["recovery_epochs"], lr=settings["recovery_lr"],
+    tuned, history = prune.fine_tune_pruned(pruned, rows, inplace=pruned is not teacher, epochs=settings["recovery_epochs"], lr=settings["recovery_lr"],
                                             batch_size=settings["recovery_batch"], seed=settings["seed"], progress=progress)
     tuned.name = f"structured {ratio:.0%} (FFN neurons + heads), recovered"
     models.save_classifier(tuned, key, {"fine_tune_seconds": history["seconds"], "fine_tune_steps": history["steps"],
@@ -375,6 +375,7 @@ def one_shot_vs_iterative(teacher, settings: dict | None = None, progress: bool 
         one = tuned_variant(teacher, "magnitude_global", target, settings, progress)
         rows = [{"schedule": "one-shot", "step": 1, "sparsity": removed_share(one, teacher), "f1": f1(one),
                  "train_rows": settings["ft_rows"], "seconds": one.meta.get("fine_tune_seconds")}]
+        del one  # one model at a time in memory (Binder allows ~2 GB)
         # step i prunes the current model globally to the new overall level: its zeros are the smallest
         # |w| already, so they stay zero and only the extra share is added
         labels_ft = sets["ft"]["label"].to_numpy()  # each step gets its share of spam and of ham
@@ -383,9 +384,11 @@ def one_shot_vs_iterative(teacher, settings: dict | None = None, progress: bool 
         for i, chunk in enumerate(chunks, start=1):
             level = 1 - (1 - target) ** (i / steps)
             start = time.perf_counter()
+            pruned = prune.magnitude(clf, level, "global")
+            del clf  # the previous step's model: the new one starts from its copy
             config.release_memory()
-            clf, _ = prune.fine_tune_pruned(prune.magnitude(clf, level, "global"),
-                                            sets["ft"].iloc[chunk], epochs=settings["ft_epochs"], lr=settings["ft_lr"],
+            clf, _ = prune.fine_tune_pruned(pruned, sets["ft"].iloc[chunk], inplace=True,
+                                            epochs=settings["ft_epochs"], lr=settings["ft_lr"],
                                             batch_size=settings["ft_batch"], seed=settings["seed"], progress=False)
             rows.append({"schedule": "iterative", "step": i, "sparsity": removed_share(clf, teacher), "f1": f1(clf),
                          "train_rows": len(chunk), "seconds": time.perf_counter() - start})
