@@ -42,7 +42,9 @@ def plan(**overrides) -> dict:
     """The chapter's settings in the current mode (fast mode: a few points on small subsets)."""
     settings = {
         "levels": config.pick([0.0, 0.3, 0.5, 0.7, 0.9, 0.95], [0.0, 0.5, 0.9]),
-        "tuned_levels": config.pick([0.5, 0.8], [0.5]),
+        # fine-tuned points: at 0.8 every method but redundancy collapsed to F1 0 after the short fine-tune
+        # (measured), so 0.7, where one-shot magnitude pruning is damaged but not yet dead
+        "tuned_levels": config.pick([0.5, 0.7], [0.5]),
         "calibration": config.pick(256, 32),
         "val_n": config.pick(300, 120),  # validation messages (a stratified sample) for the sweeps
         "scan_val_n": config.pick(200, 60),
@@ -57,7 +59,7 @@ def plan(**overrides) -> dict:
         # test split after it vs -2 to -3 after the short one)
         "recovery_rows": config.pick(None, 48), "recovery_epochs": 1, "recovery_lr": 1e-4,
         "recovery_batch": config.pick(32, 16), "target_ratio": config.pick(0.4, 0.5),
-        "iterative_target": config.pick(0.8, 0.5), "iterative_steps": 2,
+        "iterative_target": config.pick(0.7, 0.5), "iterative_steps": 2,  # one-shot = the sweep's tuned point
         "latency_runs": config.pick(10, 3), "seed": 0,
     }
     unknown = set(overrides) - set(settings)
