@@ -74,6 +74,24 @@ def test_finetuned_models_are_cached_and_keyed(tiny, tmp_cache):
     assert isinstance(c.model.get_submodule("bert.encoder.layer.0.attention.self.query"), __import__("torch").nn.Sequential)
 
 
+def test_finetuning_with_frozen_embeddings_trains_only_the_encoder(tiny, tmp_cache):
+    import torch
+
+    val, train_df = _frames()
+    settings = _settings()
+    frozen = S.finetuned(tiny, "svd", 4, {**settings, "finetune": {**settings["finetune"], "freeze_embeddings": True}},
+                         train_df, progress=False)
+    plain = S.finetuned(tiny, "svd", 4, settings, train_df, progress=False)
+    emb = lambda clf: clf.model.bert.embeddings.word_embeddings.weight  # noqa: E731
+    assert frozen.meta["key"] != plain.meta["key"]
+    assert torch.equal(emb(frozen), emb(tiny)) and not torch.equal(emb(plain), emb(tiny))
+    layer = "bert.encoder.layer.0.intermediate.dense"
+    before = S.lowrank.factorize_model(tiny, rank=4, layers="all", method="svd",
+                                       texts=S.data.sample(train_df, settings["calibration_n"], seed=1)["text"].tolist())
+    assert not torch.equal(frozen.model.get_submodule(layer)[0].weight, before.model.get_submodule(layer)[0].weight)
+    assert all(p.requires_grad for p in tiny.model.parameters())
+
+
 def test_largest_cut_picks_the_largest_cut_within_the_drop():
     rows = pd.DataFrame([
         {"group": "none", "method": "teacher", "rank": None, "finetuned": False, "f1": 0.95, "f1_drop": 0.0, "param_cut": 0.0},

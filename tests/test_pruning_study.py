@@ -4,6 +4,7 @@ sizes are honest, the masks pitfall is real."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from course_lib import prune
 from course_lib.studies import pruning as study
@@ -81,6 +82,14 @@ def test_recovered_trains_once_on_the_recovery_rows(bert, tmp_cache):
     # the table's rows are these models
     table = study.source_table(bert, settings, progress=False)
     assert table.loc["activation 50%", "params_m"] == pytest.approx(a.num_parameters() / 1e6)
+    # only what pruning changed was trained: the embeddings are the teacher's, the encoder moved
+    emb = lambda clf: clf.model.bert.embeddings.word_embeddings.weight  # noqa: E731
+    assert torch.equal(emb(a), emb(bert))
+    trained_all = study.recovered(bert, 0.5, study.plan(**{**SMALL, "recovery_freeze_embeddings": False}), progress=False)
+    assert trained_all.meta["key"] != a.meta["key"] and not torch.equal(emb(trained_all), emb(bert))
+    assert all(p.requires_grad for p in bert.model.parameters())  # the teacher is left as it was
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        study.recovered(bert, 0.0, settings, progress=False)
 
 
 def test_best_within(bert, tmp_cache):

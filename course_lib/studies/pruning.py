@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from .. import config, data, evaluate, models, prune
+from .. import config, data, evaluate, models, prune, train
 from ..layers import ROLES, encoder_parameters, layers
 
 VERSION = 1
@@ -59,6 +59,9 @@ def plan(**overrides) -> dict:
         # test split after it vs -2 to -3 after the short one)
         "recovery_rows": config.pick(None, 48), "recovery_epochs": 1, "recovery_lr": 1e-4,
         "recovery_batch": config.pick(32, 16), "target_ratio": config.pick(0.4, 0.5),
+        # pruning leaves the embeddings (half the parameters) as they were: train only what changed. Measured
+        # at 40 %: same test F1 (0.973) and validation F1 (0.980) as training everything, 56 s instead of 77 s
+        "recovery_freeze_embeddings": True,
         "iterative_target": config.pick(0.7, 0.5), "iterative_steps": 2,  # one-shot = the sweep's tuned point
         "latency_runs": config.pick(10, 3), "seed": 0,
     }
@@ -219,7 +222,8 @@ def tuned_variant(teacher, method: str, level: float, settings: dict | None = No
     return models.load_classifier(key)
 
 
-RECOVERY = ("calibration", "recovery_rows", "recovery_epochs", "recovery_lr", "recovery_batch", "seed")
+RECOVERY = ("calibration", "recovery_rows", "recovery_epochs", "recovery_lr", "recovery_batch",
+            "recovery_freeze_embeddings", "seed")
 
 
 def recovered_key(teacher, ratio: float, settings: dict) -> str:
@@ -230,16 +234,21 @@ def recovered_key(teacher, ratio: float, settings: dict) -> str:
 def recovered(teacher, ratio: float, settings: dict | None = None, progress: bool = True):
     """``teacher`` with the share ``ratio`` of FFN neurons (by mean |activation|) and of heads (by importance)
     sliced away, then fine-tuned for ``recovery_epochs`` on ``recovery_rows`` training messages (None: the
-    whole training split) at ``recovery_lr``: trained once (about a minute per epoch on 2 quiet cores in
-    full mode), then loaded from the cache. ``meta["fine_tune_seconds"]`` says what it cost."""
+    whole training split) at ``recovery_lr``, the embeddings frozen if ``recovery_freeze_embeddings``: trained
+    once (about a minute per epoch on 2 quiet cores in full mode), then loaded from the cache.
+    ``meta["fine_tune_seconds"]`` says what it cost. ``ratio`` is a share in (0, 1)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise ValueError(f"ratio must be a share of neurons and heads between 0 and 1 (exclusive), e.g. 0.4; got {ratio!r}.")
     settings = settings or plan()
     key = recovered_key(teacher, ratio, settings)
     if models.is_cached(key):
         return models.load_classifier(key)
     sets = _subsets(settings)
     rows = sets["train"] if settings["recovery_rows"] is None else data.sample(sets["train"], settings["recovery_rows"], seed=1)
-    pruned = variant(teacher, "activation", ratio, sets["calibration"])
-    tuned, history = prune.fine_tune_pruned(pruned, rows, inplace=pruned is not teacher, epochs=settings["recovery_epochs"], lr=settings["recovery_lr"],
+    pruned = variant(teacher, "activation", ratio, sets["calibration"])  # a new model: trained in place
+    if settings["recovery_freeze_embeddings"]:
+        train.freeze_lower(pruned, 0, embeddings=True)
+    tuned, history = prune.fine_tune_pruned(pruned, rows, inplace=True, epochs=settings["recovery_epochs"], lr=settings["recovery_lr"],
                                             batch_size=settings["recovery_batch"], seed=settings["seed"], progress=progress)
     tuned.name = f"structured {ratio:.0%} (FFN neurons + heads), recovered"
     models.save_classifier(tuned, key, {"fine_tune_seconds": history["seconds"], "fine_tune_steps": history["steps"],
