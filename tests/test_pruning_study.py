@@ -119,3 +119,17 @@ def test_masks_pitfall_shows_the_bigger_checkpoint(bert):
     assert any(k.endswith("weight_mask") for k in info["keys_with_masks"])
     assert not any("orig" in k or "mask" in k for k in info["keys_after_remove"])
     assert info["sparsity"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_short_fine_tunes_keep_the_teachers_embeddings(bert, tmp_cache):
+    settings = study.plan(**SMALL)
+    emb = lambda clf: clf.model.bert.embeddings.word_embeddings.weight  # noqa: E731
+    tuned = study.tuned_variant(bert, "magnitude_global", 0.5, settings, progress=False)
+    assert torch.equal(emb(tuned), emb(bert)) and tuned.meta["fine_tune_steps"] == 2
+    level0 = study.tuned_variant(bert, "magnitude_global", 0.0, settings, progress=False)  # a copy is trained
+    assert torch.equal(emb(level0), emb(bert)) and not torch.equal(
+        prune.layers(level0)[0]["ffn_in"].weight, prune.layers(bert)[0]["ffn_in"].weight)
+    everything = study.tuned_variant(bert, "magnitude_global", 0.5, study.plan(**{**SMALL, "ft_freeze_embeddings": False}),
+                                     progress=False)
+    assert everything.meta["key"] != tuned.meta["key"] and not torch.equal(emb(everything), emb(bert))
+    assert all(p.requires_grad for p in bert.model.parameters())

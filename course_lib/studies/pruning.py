@@ -19,6 +19,7 @@ are gone (zero or removed), measured on the model, never the share asked for.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -52,6 +53,7 @@ def plan(**overrides) -> dict:
         "scan_layers": config.pick(True, False),
         "ft_rows": config.pick(256, 48),
         "ft_epochs": 1, "ft_lr": 5e-5, "ft_batch": config.pick(32, 16),
+        "ft_freeze_embeddings": True,  # as in the recovery: pruning never touches the embeddings (and less memory)
         # the deliverable (target_ratio) and where "almost as accurate" ends: the source's "~70 % smaller"
         "table_ratios": config.pick([0.4, 0.7], [0.5]),
         # the recovery fine-tune of the table's structured models: one epoch on the whole training split
@@ -206,16 +208,22 @@ def variant(teacher, method: str, level: float, calibration) -> models.TextClass
 
 
 def tuned_variant(teacher, method: str, level: float, settings: dict | None = None, progress: bool = True):
-    """:func:`variant` fine-tuned briefly (``ft_rows`` training messages, ``ft_epochs``; zeros stay zero);
+    """:func:`variant` fine-tuned briefly (``ft_rows`` training messages, ``ft_epochs``; zeros stay zero; the
+    embeddings frozen if ``ft_freeze_embeddings``);
     trained once, then loaded from the cache. ``meta["fine_tune_seconds"]`` says what it cost."""
     settings = settings or plan()
-    parts = {k: settings[k] for k in ("calibration", "ft_rows", "ft_epochs", "ft_lr", "ft_batch", "seed")}
+    parts = {k: settings[k] for k in ("calibration", "ft_rows", "ft_epochs", "ft_lr", "ft_batch",
+                                      "ft_freeze_embeddings", "seed")}
     key = _key("model", teacher, parts, method=method, level=level)
     if models.is_cached(key):
         return models.load_classifier(key)
     sets = _subsets(settings)
     pruned = variant(teacher, method, level, sets["calibration"])
-    tuned, history = prune.fine_tune_pruned(pruned, sets["ft"], inplace=pruned is not teacher, epochs=settings["ft_epochs"], lr=settings["ft_lr"],
+    if pruned is teacher:  # level 0: fine-tune a copy, never the teacher
+        pruned = copy.deepcopy(teacher)
+    if settings["ft_freeze_embeddings"]:
+        train.freeze_lower(pruned, 0, embeddings=True)
+    tuned, history = prune.fine_tune_pruned(pruned, sets["ft"], inplace=True, epochs=settings["ft_epochs"], lr=settings["ft_lr"],
                                             batch_size=settings["ft_batch"], seed=settings["seed"], progress=progress)
     tuned.name = f"{METHODS[method]} {level:.0%}, fine-tuned"
     models.save_classifier(tuned, key, {"fine_tune_seconds": history["seconds"], "fine_tune_steps": history["steps"]})
@@ -277,7 +285,7 @@ def sparsity_sweep(teacher, settings: dict | None = None, progress: bool = True)
 
     settings = settings or plan()
     parts = {k: settings[k] for k in ("levels", "tuned_levels", "calibration", "val_n", "ft_rows", "ft_epochs",
-                                      "ft_lr", "ft_batch", "latency_runs", "seed")}
+                                      "ft_lr", "ft_batch", "ft_freeze_embeddings", "latency_runs", "seed")}
 
     def compute():
         config.set_threads()
@@ -375,7 +383,7 @@ def one_shot_vs_iterative(teacher, settings: dict | None = None, progress: bool 
     of the same ``ft_rows`` messages, so both see the same training); validation F1 after each step."""
     settings = settings or plan()
     parts = {k: settings[k] for k in ("iterative_target", "iterative_steps", "val_n", "calibration", "ft_rows",
-                                      "ft_epochs", "ft_lr", "ft_batch", "seed")}
+                                      "ft_epochs", "ft_lr", "ft_batch", "ft_freeze_embeddings", "seed")}
 
     def compute():
         config.set_threads()
@@ -397,6 +405,8 @@ def one_shot_vs_iterative(teacher, settings: dict | None = None, progress: bool 
             start = time.perf_counter()
             pruned = prune.magnitude(clf, level, "global")
             del clf  # the previous step's model: the new one starts from its copy
+            if settings["ft_freeze_embeddings"]:
+                train.freeze_lower(pruned, 0, embeddings=True)
             config.release_memory()
             clf, _ = prune.fine_tune_pruned(pruned, sets["ft"].iloc[chunk], inplace=True,
                                             epochs=settings["ft_epochs"], lr=settings["ft_lr"],
