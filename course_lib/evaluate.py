@@ -86,7 +86,12 @@ def predict(clf, texts: Iterable[str], batch_size: int = 64) -> Predictions:
     """
     texts = data.check_texts(texts)
     fn = getattr(clf, "predict_logits", None) or clf.logits
-    logits = np.asarray(fn(texts, batch_size=batch_size), dtype=np.float32)
+    return predictions_from_logits(fn(texts, batch_size=batch_size))
+
+
+def predictions_from_logits(logits) -> Predictions:
+    """:class:`Predictions` (probabilities and labels) of logits (n, classes) already computed."""
+    logits = np.asarray(logits, dtype=np.float32)
     probs = softmax(logits)
     labels = probs.argmax(axis=1).astype(np.int64) if len(probs) else np.zeros(0, dtype=np.int64)
     return Predictions(logits=logits, probs=probs, labels=labels)
@@ -556,8 +561,7 @@ class Benchmark:
         if logits.ndim != 2 or len(logits) != len(self.texts):
             raise ValueError(f"logits for {name} must have one row per benchmark text ({len(self.texts)}, classes); "
                              f"got shape {logits.shape}. Pass the variant's logits on bench.texts, or none.")
-        probs = softmax(logits)
-        return Predictions(logits=logits, probs=probs, labels=probs.argmax(axis=1).astype(np.int64))
+        return predictions_from_logits(logits)
 
     @property
     def table(self) -> BenchmarkTable:

@@ -354,7 +354,8 @@ def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float 
     merged = TextClassifier(model=model.eval(), tokenizer=clf.tokenizer, max_length=clf.max_length)
     before = clf.logits(texts) if logits is None else np.asarray(logits)
     if before.shape[0] != len(texts):
-        raise ValueError(f"logits must have one row per calibration text ({len(texts)}); got shape {before.shape}.")
+        raise ValueError(f"logits must have one row per calibration text ({len(texts)}); got shape {before.shape}. "
+                         "Pass clf.logits(texts) for these same texts, or leave logits out.")
     change = np.abs(before - merged.logits(texts))
     info = {"threshold": threshold, "ratio": ratio, "pairs_found": found, "merged": [len(p) for p in plan.values()],
             "ffn_neurons": structure(model)["ffn_neurons"].tolist(),
@@ -366,14 +367,16 @@ def redundancy(clf: TextClassifier, texts, threshold: float = 0.9, ratio: float 
 
 
 def fine_tune_pruned(clf: TextClassifier, train_df, val_df=None, inplace: bool = False,
-                     **kwargs) -> tuple[TextClassifier, dict]:
+                     freeze_embeddings: bool = False, **kwargs) -> tuple[TextClassifier, dict]:
     """Fine-tune a copy of a pruned classifier so that its zero weights stay zero.
 
     Each encoder Linear that holds zeros gets a fixed mask (``prune.custom_from_mask``) for the run: the
     forward pass uses ``weight_orig * weight_mask``, gradients go to ``weight_orig``; the masks are made
     permanent afterwards. Sliced layers stay sliced. ``kwargs`` go to :func:`course_lib.train.fine_tune`.
     ``inplace=True`` trains ``clf``'s own model instead of a copy (one model less in memory: ~90 MB for
-    MiniLM; for a model the caller made for this and will not use untrained).
+    MiniLM; for a model the caller made for this and will not use untrained). ``freeze_embeddings=True``
+    trains only the encoder and head (pruning never touches the embeddings), on the model being trained:
+    with ``inplace=False`` the caller's model keeps its own settings.
     Returns (the fine-tuned classifier, the training history).
     """
     if not isinstance(clf, TextClassifier):
@@ -385,6 +388,8 @@ def fine_tune_pruned(clf: TextClassifier, train_df, val_df=None, inplace: bool =
             if not bool(keep.all()):
                 torch_prune.custom_from_mask(layer[role], "weight", keep)
     tuned = _result(clf, model, "fine-tuned", {})
+    if freeze_embeddings:
+        train.freeze_lower(tuned, 0, embeddings=True)
     try:
         history = train.fine_tune(tuned, train_df, val_df, **kwargs)
     finally:

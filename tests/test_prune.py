@@ -328,3 +328,11 @@ def test_the_small_bert_students_are_supported():
     assert prune.sparsity(prune.magnitude(clf, 0.5)) == pytest.approx(0.5, abs=1e-3)
     both = prune.heads(prune.activation(clf, TEXTS, 0.5), TEXTS, 0.5)
     assert prune.structure(both)[["heads", "ffn_neurons"]].values.tolist() == [[1, 32]]
+
+
+def test_redundancy_checks_the_logits_it_is_given(bert):
+    with pytest.raises(ValueError, match="one row per calibration text"):
+        prune.redundancy(bert, TEXTS, threshold=0.5, logits=bert.logits(TEXTS[:2]))
+    given = prune.redundancy(bert, TEXTS, threshold=0.5, logits=bert.logits(TEXTS))
+    computed = prune.redundancy(bert, TEXTS, threshold=0.5)
+    assert given.meta["pruning"][-1]["logit_change_max"] == pytest.approx(computed.meta["pruning"][-1]["logit_change_max"])

@@ -19,7 +19,6 @@ are gone (zero or removed), measured on the model, never the share asked for.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -31,7 +30,7 @@ import pandas as pd
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from .. import config, data, evaluate, models, prune, train
+from .. import config, data, evaluate, models, prune
 from ..layers import ROLES, encoder_parameters, layers
 
 VERSION = 1
@@ -218,12 +217,10 @@ def tuned_variant(teacher, method: str, level: float, settings: dict | None = No
     if models.is_cached(key):
         return models.load_classifier(key)
     sets = _subsets(settings)
-    pruned = variant(teacher, method, level, sets["calibration"])
-    if pruned is teacher:  # level 0: fine-tune a copy, never the teacher
-        pruned = copy.deepcopy(teacher)
-    if settings["ft_freeze_embeddings"]:
-        train.freeze_lower(pruned, 0, embeddings=True)
-    tuned, history = prune.fine_tune_pruned(pruned, sets["ft"], inplace=True, epochs=settings["ft_epochs"], lr=settings["ft_lr"],
+    pruned = variant(teacher, method, level, sets["calibration"])  # level 0: the teacher, so it is copied
+    tuned, history = prune.fine_tune_pruned(pruned, sets["ft"], inplace=pruned is not teacher,
+                                            freeze_embeddings=settings["ft_freeze_embeddings"],
+                                            epochs=settings["ft_epochs"], lr=settings["ft_lr"],
                                             batch_size=settings["ft_batch"], seed=settings["seed"], progress=progress)
     tuned.name = f"{METHODS[method]} {level:.0%}, fine-tuned"
     models.save_classifier(tuned, key, {"fine_tune_seconds": history["seconds"], "fine_tune_steps": history["steps"]})
@@ -254,9 +251,8 @@ def recovered(teacher, ratio: float, settings: dict | None = None, progress: boo
     sets = _subsets(settings)
     rows = sets["train"] if settings["recovery_rows"] is None else data.sample(sets["train"], settings["recovery_rows"], seed=1)
     pruned = variant(teacher, "activation", ratio, sets["calibration"])  # a new model: trained in place
-    if settings["recovery_freeze_embeddings"]:
-        train.freeze_lower(pruned, 0, embeddings=True)
-    tuned, history = prune.fine_tune_pruned(pruned, rows, inplace=True, epochs=settings["recovery_epochs"], lr=settings["recovery_lr"],
+    tuned, history = prune.fine_tune_pruned(pruned, rows, inplace=True,
+                                            freeze_embeddings=settings["recovery_freeze_embeddings"], epochs=settings["recovery_epochs"], lr=settings["recovery_lr"],
                                             batch_size=settings["recovery_batch"], seed=settings["seed"], progress=progress)
     tuned.name = f"structured {ratio:.0%} (FFN neurons + heads), recovered"
     models.save_classifier(tuned, key, {"fine_tune_seconds": history["seconds"], "fine_tune_steps": history["steps"],
@@ -405,10 +401,9 @@ def one_shot_vs_iterative(teacher, settings: dict | None = None, progress: bool 
             start = time.perf_counter()
             pruned = prune.magnitude(clf, level, "global")
             del clf  # the previous step's model: the new one starts from its copy
-            if settings["ft_freeze_embeddings"]:
-                train.freeze_lower(pruned, 0, embeddings=True)
             config.release_memory()
             clf, _ = prune.fine_tune_pruned(pruned, sets["ft"].iloc[chunk], inplace=True,
+                                            freeze_embeddings=settings["ft_freeze_embeddings"],
                                             epochs=settings["ft_epochs"], lr=settings["ft_lr"],
                                             batch_size=settings["ft_batch"], seed=settings["seed"], progress=False)
             rows.append({"schedule": "iterative", "step": i, "sparsity": removed_share(clf, teacher), "f1": f1(clf),
