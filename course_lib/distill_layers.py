@@ -12,6 +12,8 @@ happens inside:
 - :func:`distill_layers`: a training loop for these losses (the teacher runs on every batch, so
   this is TinyBERT's first stage: a short pass before the usual logit distillation of
   :func:`course_lib.distill.distill`);
+- :func:`cls_self_attention`: how much of [CLS]'s attention stays on [CLS], per layer (a layer that
+  reads nothing of the message there is a bad one to copy);
 - :func:`init_embeddings_from_teacher`: the student's word (and position, token-type) embeddings
   set to the teacher's, projected on their first principal components (PCA) to the student's width.
 
@@ -129,7 +131,7 @@ def init_embeddings_from_teacher(student: TextClassifier, teacher: TextClassifie
 
 def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epochs: int = 1, lr: float = 1e-3,
                    batch_size: int = 32, seed: int = 0, hidden_weight: float = 1.0, attention_weight: float = 1.0,
-                   student_layers=None, progress: bool = True) -> dict:
+                   student_layers=None, attention_layers: str = "all", progress: bool = True) -> dict:
     """Train ``student`` in place so its hidden states (through a learned projection, embeddings
     included: layer 0 -> 0) and attention maps follow the teacher's mapped layers (:func:`layer_map`).
 
@@ -137,7 +139,8 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
     every batch (no gradient); AdamW with a linear schedule, length-bucketed batches as in
     :func:`course_lib.train.fine_tune`. The projection is thrown away afterwards (the student keeps
     its shape). ``student_layers``: the student layers (1-based) that follow the teacher (default: all); 0, the
-    embeddings, always does. Returns ``loss`` (per step), ``hidden`` / ``attention`` (per step), ``seconds``, ``steps``.
+    embeddings, always does. ``attention_layers``: ``"all"`` (TinyBERT: every mapped layer's attention) or
+    ``"last"`` (MiniLM: the last layer's only; the hidden states still follow every mapped layer). Returns ``loss`` (per step), ``hidden`` / ``attention`` (per step), ``seconds``, ``steps``.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -154,6 +157,11 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
         if unknown:
             raise ValueError(f"student_layers {unknown} are not layers of the student (1 ... {_layers(student)}).")
         pairs = [(s, t) for s, t in pairs if s == 0 or s in set(student_layers)]
+    if attention_layers not in ("all", "last"):
+        raise ValueError(f"attention_layers must be 'all' or 'last', got {attention_layers!r}.")
+    att_pairs = [(s, t) for s, t in pairs if s > 0]
+    if attention_layers == "last":
+        att_pairs = att_pairs[-1:]
     config.seed_everything(seed)
     config.set_threads()
     projection = torch.nn.Linear(_width(student), _width(teacher), bias=False)
@@ -168,7 +176,8 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
     if use_attention:  # PyTorch's fused attention does not return the attention maps
         for m in (student, teacher):
             m.model.set_attn_implementation("eager")
-    history = {"loss": [], "hidden": [], "attention": [], "steps": total, "pairs": pairs}
+    history = {"loss": [], "hidden": [], "attention": [], "steps": total, "pairs": pairs,
+               "attention_pairs": att_pairs if use_attention else []}
     start = time.perf_counter()
     bar = progress_bar(total=total, desc=f"layer distillation {student.name}", disable=not progress)
     try:
@@ -185,7 +194,7 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
                 hid = torch.stack([hidden_state_loss(s_out.hidden_states[s], t_out.hidden_states[t], projection, mask)
                                    for s, t in pairs]).mean()
                 att = (torch.stack([attention_loss(s_out.attentions[s - 1], t_out.attentions[t - 1], mask)
-                                    for s, t in pairs if s > 0]).mean() if use_attention else torch.zeros(()))
+                                    for s, t in att_pairs]).mean() if use_attention else torch.zeros(()))
                 loss = hidden_weight * hid + attention_weight * att
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -206,6 +215,29 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
     del optimizer, scheduler
     config.release_memory()
     return history
+
+
+def cls_self_attention(clf: TextClassifier, texts, batch_size: int = 32) -> list[float]:
+    """Per layer (1-based order), the mean share of the [CLS] token's attention that goes to [CLS] itself,
+    heads averaged, over ``texts``: near 1 means the layer's [CLS] reads nothing of the message. A student
+    layer made to copy such a layer's attention learns to ignore the message at [CLS], the token the
+    classifier reads (why chapter 07 follows the teacher's last layer only, as MiniLM does)."""
+    texts = data.check_texts(texts)
+    impl = clf.model.config._attn_implementation
+    clf.model.set_attn_implementation("eager")
+    sums, n = None, 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                enc = clf.tokenizer(texts[i:i + batch_size], padding=True, truncation=True,
+                                    max_length=clf.max_length, return_tensors="pt")
+                out = clf.model(**enc, output_attentions=True)
+                share = torch.stack([a.mean(dim=1)[:, 0, 0] for a in out.attentions])  # (layers, batch)
+                sums = share.sum(dim=1) if sums is None else sums + share.sum(dim=1)
+                n += share.shape[1]
+    finally:
+        clf.model.set_attn_implementation(impl)
+    return [float(x) for x in sums / n]
 
 
 def layer_report(history: dict) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from course_lib import data, models, students
+from course_lib import data, distill_layers, models, students
 from course_lib.studies import capstone_students as cap
 from course_lib.studies import distillation as ch02
 
@@ -80,3 +80,13 @@ def test_ablation_trains_caches_and_reports(small_world, monkeypatch):
     best = cap.best_student(progress=False)
     assert isinstance(best, models.TextClassifier) and best.name == f"tiny · {cap.best_recipe(table)}"
     assert best.model.config.hidden_size <= 192 and best.model.config.num_hidden_layers <= 4
+
+
+def test_teacher_cls_attention_names_the_layers_the_student_copies():
+    table = cap.teacher_cls_attention(n=8)
+    assert list(table.index) == list(range(1, len(table) + 1))
+    assert table["cls_on_itself"].between(0, 1).all()
+    pairs = distill_layers.layer_map(students.TINY["layers"], len(table))
+    assert table["student_layer_if_all"].dropna().to_dict() == {t: s for s, t in pairs}
+    assert cap.LAYERS["attention_layers"] == "last"
+    assert table["student_layer_now"].dropna().to_dict() == {pairs[-1][1]: pairs[-1][0]}

@@ -103,3 +103,28 @@ def test_distill_layers_lowers_both_losses(tok):
         dl.distill_layers(student, teacher, texts[:16], student_layers=[3], progress=False)
     with pytest.raises(ValueError, match="both"):
         dl.distill_layers(student, teacher, texts, hidden_weight=0.0, attention_weight=0.0, progress=False)
+
+
+def test_attention_of_the_last_layer_only(tok):
+    teacher = students.small_bert(layers=4, hidden=48, heads=4, intermediate=64, tokenizer=tok, seed=1)
+    student = students.small_bert(layers=2, hidden=16, heads=2, intermediate=32, tokenizer=tok, seed=2, dropout=0.0)
+    texts = [f"message {i} about {w}" for i in range(8) for w in ("cash", "home")]
+    every = dl.distill_layers(student, teacher, texts, progress=False)
+    assert every["attention_pairs"] == [(1, 2), (2, 4)]
+    last = dl.distill_layers(student, teacher, texts, attention_layers="last", progress=False)
+    assert last["attention_pairs"] == [(2, 4)] and last["pairs"] == [(0, 0), (1, 2), (2, 4)]
+    with pytest.raises(ValueError, match="'all' or 'last'"):
+        dl.distill_layers(student, teacher, texts, attention_layers="first", progress=False)
+
+
+def test_cls_self_attention_is_a_share_per_layer(tok):
+    clf = students.small_bert(layers=2, hidden=16, heads=2, intermediate=32, tokenizer=tok, seed=3)
+    shares = dl.cls_self_attention(clf, ["free cash now", "see you at home tonight", "ok"])
+    assert len(shares) == 2 and all(0.0 < s < 1.0 for s in shares)
+    assert clf.model.config._attn_implementation == "sdpa"  # restored
+    with torch.no_grad():  # zero queries: every score is 0, so [CLS] spreads its attention evenly
+        att = clf.model.bert.encoder.layer[0].attention.self
+        att.query.weight.zero_()
+        att.query.bias.zero_()
+    n_tokens = len(clf.tokenizer("free cash now")["input_ids"])  # [CLS] free cash now [SEP]
+    assert dl.cls_self_attention(clf, ["free cash now"])[0] == pytest.approx(1 / n_tokens, abs=1e-6)

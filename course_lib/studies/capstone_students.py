@@ -13,7 +13,10 @@ This study tries what the literature offers, one step at a time, over several se
 ``aug + MSE, teacher-only copies``  Tang et al.'s objective: the copies carry no label (the teacher's
                               logits alone, matched by MSE); the originals keep α = 0.5
 ``aug + KD + emb init``       + word embeddings initialised from the teacher's (PCA)
-``aug + KD + emb init + layers``  + a first stage of intermediate-layer distillation
+``aug + KD + emb init + layers``  + a first stage of intermediate-layer distillation: hidden states of
+                              every mapped layer (TinyBERT), attention of the last layer only (MiniLM;
+                              copying every layer's attention made the student's [CLS] ignore the message:
+                              see :func:`course_lib.distill_layers.cls_self_attention`)
 ``no KD + emb init``          the no-KD twin of the teacher-initialised students
 ============================  ===================================================================
 
@@ -54,7 +57,7 @@ SPECS = {
 RECIPES = list(SPECS)
 KD = {"temperature": 4.0, "alpha": 0.5}  # chapter 02's
 AUGMENT = {"p_mask": 0.1, "p_sub": 0.1, "p_ngram": 0.25, "max_ngram": 5, "k": 8, "seed": 0}  # Tang et al. (2019)
-LAYERS = {"epochs": 1, "hidden_weight": 1.0, "attention_weight": 1.0, "lr": 1e-3}
+LAYERS = {"epochs": 1, "hidden_weight": 1.0, "attention_weight": 1.0, "attention_layers": "last", "lr": 1e-3}
 LR, BATCH = 1e-3, 32
 
 
@@ -152,7 +155,8 @@ def train_recipe(recipe: str, seed: int = 0, progress: bool = True) -> TextClass
         hist = distill_layers.distill_layers(student, teacher, split["text"].tolist(), epochs=LAYERS["epochs"],
                                              lr=LAYERS["lr"], batch_size=BATCH, seed=seed,
                                              hidden_weight=LAYERS["hidden_weight"],
-                                             attention_weight=LAYERS["attention_weight"], progress=progress)
+                                             attention_weight=LAYERS["attention_weight"],
+                                             attention_layers=LAYERS["attention_layers"], progress=progress)
         info["layer_stage"] = {**distill_layers.layer_report(hist), "seconds": hist["seconds"]}
         seconds += hist["seconds"]
     if spec["augment"]:
@@ -327,6 +331,22 @@ def target_report(table: pd.DataFrame | None = None) -> dict:
     verdicts = [verdict(row) for _, row in kd.iterrows()]
     best = max(verdicts, key=lambda v: v["student_sms_f1"])
     return {**best, "any_met": [v["recipe"] for v in verdicts if v["met"]]}
+
+
+def teacher_cls_attention(n: int = 64) -> pd.DataFrame:
+    """Per teacher layer: the share of [CLS]'s attention that stays on [CLS] (heads averaged, mean over the
+    first ``n`` training messages) and the student layer whose attention follows it in the layer stage
+    (``"all"``: every mapped layer; ``"last"``: only the last). Index: teacher layer (1-based)."""
+    teacher = train.finetuned_teacher(progress=False)
+    shares = distill_layers.cls_self_attention(teacher, ch02.training_split()["text"].tolist()[:n])
+    pairs = distill_layers.layer_map(students.TINY["layers"], len(shares))
+    followed = {t: s for s, t in (pairs if LAYERS["attention_layers"] == "all" else pairs[-1:])}
+    mapped = {t: s for s, t in pairs}
+    layers = range(1, len(shares) + 1)
+    return pd.DataFrame({"cls_on_itself": shares,
+                         "student_layer_if_all": pd.array([mapped.get(t) for t in layers], dtype="Int64"),
+                         "student_layer_now": pd.array([followed.get(t) for t in layers], dtype="Int64")},
+                        index=pd.RangeIndex(1, len(shares) + 1, name="teacher layer"))
 
 
 def chapter_plan() -> dict:
