@@ -77,8 +77,15 @@ def test_ablation_trains_caches_and_reports(small_world, monkeypatch):
     assert report["met"] == (report["beats_twin"] and report["near_teacher"])
     if not report["met"]:
         assert report["missed_by"]["gain_points"] > 0 or report["missed_by"]["teacher_points"] > 0
+    assert table["val_f1_mean"].between(0, 1).all()
+    recipe = cap.best_recipe(table)
+    assert table.set_index("recipe").loc[recipe, "val_f1_mean"] == table["val_f1_mean"].max()
+    seed = cap.best_seed(recipe, table)
+    of_recipe = rows[rows["recipe"] == recipe]
+    assert of_recipe.set_index("seed").loc[seed, "val_f1"] == of_recipe["val_f1"].max()
     best = cap.best_student(progress=False)
-    assert isinstance(best, models.TextClassifier) and best.name == f"tiny · {cap.best_recipe(table)}"
+    assert isinstance(best, models.TextClassifier) and best.name == f"tiny · {recipe}"
+    assert best.meta["settings"]["seed"] == seed
     assert best.model.config.hidden_size <= 192 and best.model.config.num_hidden_layers <= 4
 
 

@@ -66,8 +66,10 @@ def student(progress: bool = True) -> models.TextClassifier:
 
 def student_source() -> str:
     if has_capstone_students():
-        recipe = importlib.import_module(STUDENTS_MODULE).best_recipe()
-        return f"the capstone's best tiny student ({recipe}, seed 0; studies.capstone_students.best_student)"
+        module = importlib.import_module(STUDENTS_MODULE)
+        recipe = module.best_recipe()
+        return (f"the capstone's best tiny student ({recipe}, seed {module.best_seed(recipe)}, both chosen on the "
+                "validation split; studies.capstone_students.best_student)")
     return "chapter 02's tiny KD student (T = 4, α = 0.5, seed 0)"
 
 
