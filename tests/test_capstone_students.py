@@ -97,3 +97,18 @@ def test_teacher_cls_attention_names_the_layers_the_student_copies():
     assert table["student_layer_if_all"].dropna().to_dict() == {t: s for s, t in pairs}
     assert cap.LAYERS["attention_layers"] == "last"
     assert table["student_layer_now"].dropna().to_dict() == {pairs[-1][1]: pairs[-1][0]}
+
+
+def test_teacher_on_transfer_set_counts_every_row():
+    from course_lib import train
+    teacher = train.finetuned_teacher(progress=False)
+    frame, logits = cap.transfer_set(teacher)
+    table = cap.teacher_on_transfer_set(teacher)
+    assert table["n"].sum() == len(frame)
+    assert set(table["rows"]) == {"original", "augmented copy"} and set(table["label"]) == {"ham", "spam"}
+    for col in ("teacher_agrees", "p_spam_mean", "unsure"):
+        assert table[col].between(0, 1).all()
+    spam_copies = table[(table["rows"] == "augmented copy") & (table["label"] == "spam")].iloc[0]
+    is_spam_copy = (frame["copy"].to_numpy() > 0) & (frame["label"].to_numpy() == 1)
+    agrees = (logits[is_spam_copy, 1] > logits[is_spam_copy, 0]).mean()
+    assert spam_copies["teacher_agrees"] == pytest.approx(agrees)

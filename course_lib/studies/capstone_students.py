@@ -104,6 +104,29 @@ def transfer_set(teacher: TextClassifier) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, logits
 
 
+def teacher_on_transfer_set(teacher: TextClassifier | None = None) -> pd.DataFrame:
+    """How informative are the teacher's targets on the transfer set? One row per (rows, label): ``rows``
+    ``original`` (the training messages) or ``augmented copy``; ``n``; ``teacher_agrees`` (share where the
+    teacher's class is the source's label); ``p_spam_mean``; ``unsure`` (share with 0.1 < P(spam) < 0.9);
+    ``margin_median`` (median |logit difference|; P = 0.5 at 0, about 0.999 at 7)."""
+    teacher = teacher or train.finetuned_teacher(progress=False)
+    frame, logits = transfer_set(teacher)
+    p_spam = 1.0 / (1.0 + np.exp(-(logits[:, 1] - logits[:, 0])))
+    margin = np.abs(logits[:, 1] - logits[:, 0])
+    copy, label = frame["copy"].to_numpy() > 0, frame["label"].to_numpy()
+    rows = []
+    for name, part in (("original", ~copy), ("augmented copy", copy)):
+        for y, label_name in ((0, "ham"), (1, "spam")):
+            m = part & (label == y)
+            if m.any():
+                rows.append({"rows": name, "label": label_name, "n": int(m.sum()),
+                             "teacher_agrees": float(((p_spam[m] > 0.5) == bool(y)).mean()),
+                             "p_spam_mean": float(p_spam[m].mean()),
+                             "unsure": float(((p_spam[m] > 0.1) & (p_spam[m] < 0.9)).mean()),
+                             "margin_median": float(np.median(margin[m]))})
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------- training
 
 
