@@ -33,6 +33,12 @@ import torch
 
 APP_NAME = "nlp-compression-workbook"
 
+#: Messages per forward pass when a model only predicts (evaluation, benchmarks' quality, logit caches).
+#: Texts are sorted by length first; smaller batches pad less. Measured on 2 cores (teacher, median of 3):
+#: 300 validation messages 2.29 s at 16 vs 2.85 s at 64; 1,956 YouTube comments 20.3 s vs 23.1 s; the
+#: 1,115-message test split the same (9.3-9.8 s either way); 120 messages (fast mode) 1.39 s vs 2.42 s.
+PREDICT_BATCH_SIZE = 16
+
 
 class OfflineError(RuntimeError):
     """A model or dataset needs the internet, and the Hugging Face Hub cannot be reached."""

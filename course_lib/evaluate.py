@@ -79,7 +79,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def predict(clf, texts: Iterable[str], batch_size: int = 64) -> Predictions:
+def predict(clf, texts: Iterable[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> Predictions:
     """Predict a list of texts with any variant that has ``predict_logits`` (or ``logits``).
 
     An empty list gives empty arrays; texts longer than the model's maximum length are truncated.
@@ -512,7 +512,7 @@ class Benchmark:
             for step in bar:
                 bar.set_postfix(step=step)
                 if step == "quality":
-                    pred = predict(variant, self.texts, batch_size=64) if logits is None else self._from_logits(name, logits)
+                    pred = predict(variant, self.texts, batch_size=config.PREDICT_BATCH_SIZE) if logits is None else self._from_logits(name, logits)
                     if pred.logits.shape[1] != self.num_classes:
                         raise ValueError(
                             f"{name} outputs {pred.logits.shape[1]} classes but the benchmark has "

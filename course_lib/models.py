@@ -133,7 +133,7 @@ class TextClassifier:
         )
 
     @torch.inference_mode()
-    def logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+    def logits(self, texts: Iterable[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> np.ndarray:
         """Logits, float32 array of shape (len(texts), num_labels), in the order given.
 
         Texts are grouped by length so batches carry little padding; an empty list
@@ -155,7 +155,7 @@ class TextClassifier:
             out[idx] = logits.float().cpu().numpy()
         return out
 
-    def predict_logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+    def predict_logits(self, texts: Iterable[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> np.ndarray:
         """Same as :meth:`logits`; the name every benchmarked variant shares."""
         return self.logits(texts, batch_size=batch_size)
 
@@ -484,7 +484,7 @@ def texts_digest(texts: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_logits(clf: TextClassifier, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def cached_logits(clf: TextClassifier, texts: Sequence[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> np.ndarray:
     """``clf.logits(texts)``, computed once and kept as ``.npy`` in the cache (keyed by model + texts)."""
     texts = check_texts(texts)
     key = cache_key(kind="logits", model=fingerprint(clf), texts=texts_digest(texts),

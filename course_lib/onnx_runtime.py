@@ -69,7 +69,7 @@ class OnnxClassifier:
                              return_tensors="np")
         return {k: enc[k].astype(np.int64) for k in self.input_names if k in enc}
 
-    def logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+    def logits(self, texts: Iterable[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> np.ndarray:
         """Logits, float32 (len(texts), num_classes), in the order given (texts grouped by length, as TextClassifier)."""
         from .data import check_texts
 
@@ -86,7 +86,7 @@ class OnnxClassifier:
             out[idx] = result.astype(np.float32)
         return out
 
-    def predict_logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+    def predict_logits(self, texts: Iterable[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> np.ndarray:
         return self.logits(texts, batch_size=batch_size)
 
     def size_mb(self) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 
 TOKENIZER_KEY = "course.tokenizer"
 META_KEY = "course.meta"
+PREDICT_BATCH_SIZE = 16  # course_lib.config.PREDICT_BATCH_SIZE, repeated: this module must not import torch
 
 
 def cpu_session(path, threads: int):
@@ -78,7 +79,7 @@ class ShippedClassifier:
                  "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
         return {k: feeds[k] for k in self.input_names}
 
-    def predict_logits(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+    def predict_logits(self, texts: Iterable[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Logits, float32 (len(texts), classes), in the order given (texts batched by length)."""
         if isinstance(texts, str):
             raise TypeError("Pass a list of texts, e.g. [message], not a single string.")
@@ -93,7 +94,7 @@ class ShippedClassifier:
             out[idx] = self.session.run(None, self.encode([texts[i] for i in idx]))[0]
         return out
 
-    def predict_proba(self, texts: Iterable[str], batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts: Iterable[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Class probabilities (softmax of the logits), float32 (n, classes)."""
         z = self.predict_logits(texts, batch_size)
         z = np.exp(z - z.max(axis=1, keepdims=True))

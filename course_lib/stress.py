@@ -146,7 +146,7 @@ class AttackResult:
         return float(self.success.sum() / self.attacked.sum()) if self.attacked.any() else float("nan")
 
 
-def _probs(clf, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def _probs(clf, texts: Sequence[str], batch_size: int = config.PREDICT_BATCH_SIZE) -> np.ndarray:
     return softmax(np.asarray(clf.predict_logits(list(texts), batch_size=batch_size), dtype=np.float64), axis=1)
 
 

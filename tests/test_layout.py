@@ -163,3 +163,8 @@ def test_every_module_imports_alone():
     assert done.returncode == 0, done.stderr[-3000:]
     failed = json.loads(done.stdout.strip().splitlines()[-1])
     assert not failed, "\n\n".join(f"{k}:\n{v}" for k, v in failed.items())
+
+
+def test_shipped_predict_batch_matches_the_config():
+    from course_lib import config, shipped
+    assert shipped.PREDICT_BATCH_SIZE == config.PREDICT_BATCH_SIZE
