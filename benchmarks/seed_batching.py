@@ -130,9 +130,7 @@ def main() -> int:
     def encoded(batch):
         return tok.pad({"input_ids": [ids[i] for i in batch]}, padding=True, return_tensors="pt"), labels_all[batch]
 
-    worst = check_gradients(seq, stacked, *encoded(batches[0]))
-    for clf in seq.clfs:  # the check ran on eval-mode models: set them back to the same weights' training mode
-        clf.model.train()
+    worst = check_gradients(seq, stacked, *encoded(batches[0]))  # leaves every model in training mode
     times = {"one after another": [], "stacked (vmap)": []}
     load_before = os.getloadavg()
     for i, batch in enumerate(batches):

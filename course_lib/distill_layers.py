@@ -86,6 +86,15 @@ def layer_map(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]
     return [(m, int(round(m * teacher_layers / student_layers))) for m in range(1, student_layers + 1)]
 
 
+def attention_pairs(student_layers: int, teacher_layers: int, which: str = "all") -> list[tuple[int, int]]:
+    """The :func:`layer_map` pairs whose attention the student copies: ``"all"`` (TinyBERT) or ``"last"``
+    (MiniLM: the last student layer follows the last teacher layer)."""
+    if which not in ("all", "last"):
+        raise ValueError(f"attention_layers must be 'all' or 'last', got {which!r}.")
+    pairs = layer_map(student_layers, teacher_layers)
+    return pairs if which == "all" else pairs[-1:]
+
+
 def _layers(clf: TextClassifier) -> int:
     return int(clf.model.config.num_hidden_layers)
 
@@ -157,11 +166,8 @@ def distill_layers(student: TextClassifier, teacher: TextClassifier, texts, epoc
         if unknown:
             raise ValueError(f"student_layers {unknown} are not layers of the student (1 ... {_layers(student)}).")
         pairs = [(s, t) for s, t in pairs if s == 0 or s in set(student_layers)]
-    if attention_layers not in ("all", "last"):
-        raise ValueError(f"attention_layers must be 'all' or 'last', got {attention_layers!r}.")
-    att_pairs = [(s, t) for s, t in pairs if s > 0]
-    if attention_layers == "last":
-        att_pairs = att_pairs[-1:]
+    chosen = set(attention_pairs(_layers(student), _layers(teacher), attention_layers))
+    att_pairs = [(s, t) for s, t in pairs if (s, t) in chosen]
     config.seed_everything(seed)
     config.set_threads()
     projection = torch.nn.Linear(_width(student), _width(teacher), bias=False)
@@ -223,6 +229,8 @@ def cls_self_attention(clf: TextClassifier, texts, batch_size: int = 32) -> list
     layer made to copy such a layer's attention learns to ignore the message at [CLS], the token the
     classifier reads (why chapter 07 follows the teacher's last layer only, as MiniLM does)."""
     texts = data.check_texts(texts)
+    if not texts:
+        raise data.DataError("cls_self_attention needs at least one text.")
     impl = clf.model.config._attn_implementation
     clf.model.set_attn_implementation("eager")
     sums, n = None, 0

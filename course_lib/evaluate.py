@@ -512,7 +512,7 @@ class Benchmark:
             for step in bar:
                 bar.set_postfix(step=step)
                 if step == "quality":
-                    pred = predict(variant, self.texts, batch_size=config.PREDICT_BATCH_SIZE) if logits is None else self._from_logits(name, logits)
+                    pred = predict(variant, self.texts) if logits is None else self._from_logits(name, logits)
                     if pred.logits.shape[1] != self.num_classes:
                         raise ValueError(
                             f"{name} outputs {pred.logits.shape[1]} classes but the benchmark has "

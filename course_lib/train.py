@@ -165,7 +165,7 @@ def fine_tune(
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.3f}")
         if val_df is not None:
-            val_pred = predict(clf, val_df["text"].tolist(), batch_size=config.PREDICT_BATCH_SIZE).labels
+            val_pred = predict(clf, val_df["text"].tolist()).labels
             q = quality(val_df["label"].to_numpy(), val_pred, num_classes=num_labels)
             history["val_f1"].append(q[headline_metric(num_labels)])
     bar.close()

@@ -128,3 +128,13 @@ def test_cls_self_attention_is_a_share_per_layer(tok):
         att.query.bias.zero_()
     n_tokens = len(clf.tokenizer("free cash now")["input_ids"])  # [CLS] free cash now [SEP]
     assert dl.cls_self_attention(clf, ["free cash now"])[0] == pytest.approx(1 / n_tokens, abs=1e-6)
+
+
+def test_attention_pairs_and_an_empty_text_list(tok):
+    assert dl.attention_pairs(2, 6, "all") == [(1, 3), (2, 6)]
+    assert dl.attention_pairs(2, 6, "last") == [(2, 6)]
+    with pytest.raises(ValueError, match="'all' or 'last'"):
+        dl.attention_pairs(2, 6, "middle")
+    clf = students.small_bert(layers=1, hidden=16, heads=2, intermediate=32, tokenizer=tok, seed=3)
+    with pytest.raises(Exception, match="at least one text"):
+        dl.cls_self_attention(clf, [])

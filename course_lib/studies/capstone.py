@@ -379,7 +379,7 @@ def pareto_table(chain_table: pd.DataFrame | None = None, progress: bool = True,
     for name, model, chapter, key in progress_bar(workbook_models(notes, teacher), desc="workbook models",
                                                   disable=not progress):
         def compute(model=model):
-            return {"pred": model.predict_logits(texts, batch_size=config.PREDICT_BATCH_SIZE).argmax(axis=1).tolist()}
+            return {"pred": model.predict_logits(texts).argmax(axis=1).tolist()}
 
         pred = np.asarray(_cached_json("pred", {"model": key, "texts": models.texts_digest(texts)}, compute)["pred"])
         ci = stats.bootstrap_ci(y, pred, "f1")

@@ -36,7 +36,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .. import augment, config, data, distill, distill_layers, models, stats, students, train
+from .. import augment, config, data, distill, distill_layers, evaluate, models, stats, students, train
 from ..models import TextClassifier, cached_logits, texts_digest
 from ..progress import progress_bar
 from . import distillation as ch02
@@ -111,7 +111,7 @@ def teacher_on_transfer_set(teacher: TextClassifier | None = None) -> pd.DataFra
     ``margin_median`` (median |logit difference|; P = 0.5 at 0, about 0.999 at 7)."""
     teacher = teacher or train.finetuned_teacher(progress=False)
     frame, logits = transfer_set(teacher)
-    p_spam = 1.0 / (1.0 + np.exp(-(logits[:, 1] - logits[:, 0])))
+    p_spam = evaluate.softmax(logits)[:, 1]
     margin = np.abs(logits[:, 1] - logits[:, 0])
     copy, label = frame["copy"].to_numpy() > 0, frame["label"].to_numpy()
     rows = []
@@ -341,9 +341,7 @@ def best_student(progress: bool = True) -> TextClassifier:
     the validation split."""
     table = ablation(progress=progress)
     recipe = best_recipe(table)
-    clf = train_recipe(recipe, seed=best_seed(recipe, table), progress=progress)
-    clf.name = f"tiny · {recipe}"
-    return clf
+    return train_recipe(recipe, seed=best_seed(recipe, table), progress=progress)
 
 
 def target_report(table: pd.DataFrame | None = None) -> dict:
@@ -388,9 +386,9 @@ def teacher_cls_attention(n: int = 64) -> pd.DataFrame:
     (``"all"``: every mapped layer; ``"last"``: only the last). Index: teacher layer (1-based)."""
     teacher = train.finetuned_teacher(progress=False)
     shares = distill_layers.cls_self_attention(teacher, ch02.training_split()["text"].tolist()[:n])
-    pairs = distill_layers.layer_map(students.TINY["layers"], len(shares))
-    followed = {t: s for s, t in (pairs if LAYERS["attention_layers"] == "all" else pairs[-1:])}
-    mapped = {t: s for s, t in pairs}
+    mapped = {t: s for s, t in distill_layers.attention_pairs(students.TINY["layers"], len(shares), "all")}
+    followed = {t: s for s, t in distill_layers.attention_pairs(students.TINY["layers"], len(shares),
+                                                                LAYERS["attention_layers"])}
     layers = range(1, len(shares) + 1)
     return pd.DataFrame({"cls_on_itself": shares,
                          "student_layer_if_all": pd.array([mapped.get(t) for t in layers], dtype="Int64"),

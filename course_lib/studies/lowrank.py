@@ -96,7 +96,7 @@ def _row(teacher, clf, val, base: dict, linear_before: int, prepared: dict | Non
         new = clf.model.get_submodule(name)
         if isinstance(new, torch.nn.Sequential):
             werr.append(lowrank.weight_error(original, new) / float(torch.linalg.matrix_norm(original.weight.detach().double())))
-    q = quality(val["label"].to_numpy(), train.predict(clf, val["text"].tolist(), batch_size=config.PREDICT_BATCH_SIZE).labels)
+    q = quality(val["label"].to_numpy(), train.predict(clf, val["text"].tolist()).labels)
     return {"f1": q["f1"], "accuracy": q["accuracy"], "f1_drop": 100 * (base["f1"] - q["f1"]),
             "params_m": clf.num_parameters() / 1e6, "linear_params_m": (linear_before - removed) / 1e6,
             "param_cut": removed / linear_before, "size_mb": clf.size_mb(),
@@ -175,7 +175,7 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
 
     start = time.perf_counter()
     config.set_threads()
-    base = quality(val["label"].to_numpy(), train.predict(teacher, val["text"].tolist(), batch_size=config.PREDICT_BATCH_SIZE).labels)
+    base = quality(val["label"].to_numpy(), train.predict(teacher, val["text"].tolist()).labels)
     linear_before = encoder_linear_params(teacher)
     rows = [{"group": "none", "method": "teacher", "rank": None, "finetuned": False, "f1": base["f1"],
              "accuracy": base["accuracy"], "f1_drop": 0.0, "params_m": teacher.num_parameters() / 1e6,

@@ -87,7 +87,7 @@ def bit_width_sweep(
 
     start = time.perf_counter()
     config.set_threads()
-    base = predict(clf, texts, batch_size=config.PREDICT_BATCH_SIZE)
+    base = predict(clf, texts)
     rows = [{"bits": 32, "scheme": "fp32", "granularity": "-", **_quality_row(quality(labels, base.labels)),
              "agreement": 1.0, "packed_mb": float(clf.size_mb())}]
     combos = [(b, s, g) for s in schemes for g in granularities for b in bits]
@@ -95,7 +95,7 @@ def bit_width_sweep(
     for b, s, g in bar:
         bar.set_postfix(bits=b, scheme=s[:4], gran=g[4:8])
         variant = fake_quantize_model(clf, b, s, g, include_embeddings)
-        pred = predict(variant, texts, batch_size=config.PREDICT_BATCH_SIZE)
+        pred = predict(variant, texts)
         rows.append({"bits": b, "scheme": s, "granularity": g, **_quality_row(quality(labels, pred.labels)),
                      "agreement": float(np.mean(pred.labels == base.labels)),
                      "packed_mb": packed_size_mb(clf, b, s, g, include_embeddings)})

@@ -129,7 +129,7 @@ def logits(zoo: Zoo, name: str, texts: Sequence[str]) -> np.ndarray:
     """Logits (n, classes) of model ``name`` on ``texts``, cached as JSON under (model key, texts)."""
     texts = data.check_texts(texts)
     out = _cached("logits", {"model": zoo.keys[name], "texts": models.texts_digest(texts), "n": len(texts)},
-                  lambda: {"logits": np.asarray(zoo.models[name].predict_logits(texts, batch_size=config.PREDICT_BATCH_SIZE), dtype=float).tolist()},
+                  lambda: {"logits": np.asarray(zoo.models[name].predict_logits(texts), dtype=float).tolist()},
                   progress=False)
     return np.asarray(out["logits"], dtype=np.float64)
 
