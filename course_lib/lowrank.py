@@ -291,10 +291,13 @@ def _check_energy(energy) -> None:
         raise ValueError(f"energy is the share of squared singular values kept, in (0, 1]; got {energy!r}.")
 
 
-def decompose_model(model_or_clf, layers="all", method: str = "svd", texts: Sequence[str] | None = None) -> dict:
+def decompose_model(model_or_clf, layers="all", method: str = "svd", texts: Sequence[str] | None = None,
+                    moments: dict | None = None) -> dict:
     """The SVD of every chosen layer, computed once so that many ranks can be tried (:func:`factorize_model`'s
     ``prepared=``): ``{"method", "texts", "layers": {name: {"group", "parts": (U, S, Vh, L), "moments"}}}``.
-    ``method="whitened"`` needs ``texts``; with ``texts`` the inputs' moments are kept for output errors."""
+    ``method="whitened"`` needs ``texts``; with ``texts`` the inputs' moments are kept for output errors.
+    ``moments``: :func:`input_moments` of this model on ``texts``, when the caller already has them (both
+    methods of a sweep share one calibration pass); they must cover the chosen layers."""
     clf, model = _split(model_or_clf)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
@@ -302,9 +305,18 @@ def decompose_model(model_or_clf, layers="all", method: str = "svd", texts: Sequ
         raise TypeError("Calibration texts need the tokenizer: pass the TextClassifier, not its model.")
     if method == "whitened" and texts is None:
         raise ValueError("method='whitened' needs calibration texts (texts=[...], e.g. a few hundred training messages).")
+    if moments is not None and texts is None:
+        raise ValueError("moments= are the inputs' moments on calibration texts: pass those texts= too.")
     targets = layers if isinstance(layers, dict) else select_layers(model, layers)  # a dict: select_layers' output
     config.set_threads()
-    moments = input_moments(clf, texts, targets) if texts is not None else {}
+    if moments is not None:
+        missing = [n for n in targets if n not in moments]
+        if missing:
+            raise ValueError(f"moments= lack {missing[:3]}; compute input_moments over layers covering them.")
+    elif texts is not None:
+        moments = input_moments(clf, texts, targets)
+    else:
+        moments = {}
     out = {}
     for name, group in targets.items():
         cov = moments[name]["cov"] if method == "whitened" else None

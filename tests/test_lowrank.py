@@ -318,3 +318,20 @@ def test_prepared_decomposition_gives_the_same_model_and_is_checked(tiny):
         lowrank.factorize_model(tiny, rank=4, method="svd", prepared=prepared)
     with pytest.raises(ValueError, match="lacks"):
         lowrank.factorize_model(tiny, rank=4, layers="ffn", prepared=lowrank.decompose_model(tiny, "attention"))
+
+
+def test_shared_moments_give_the_same_decomposition_and_are_checked(tiny):
+    moments = lowrank.input_moments(tiny, TEXTS, lowrank.select_layers(tiny, "all"))
+    shared = lowrank.decompose_model(tiny, "ffn", "whitened", TEXTS, moments=moments)
+    own = lowrank.decompose_model(tiny, "ffn", "whitened", TEXTS)
+    for name in own["layers"]:
+        for a, b in zip(shared["layers"][name]["parts"], own["layers"][name]["parts"]):
+            torch.testing.assert_close(a, b)
+    a = lowrank.factorize_model(tiny, rank=4, layers="ffn", method="whitened", prepared=shared)
+    b = lowrank.factorize_model(tiny, rank=4, layers="ffn", method="whitened", prepared=own)
+    assert [v["output_error"] for v in a.meta["lowrank"]["per_layer"].values()] == pytest.approx(
+        [v["output_error"] for v in b.meta["lowrank"]["per_layer"].values()])
+    with pytest.raises(ValueError, match="lack"):
+        lowrank.decompose_model(tiny, "all", "whitened", TEXTS, moments={n: moments[n] for n in list(moments)[:1]})
+    with pytest.raises(ValueError, match="texts="):
+        lowrank.decompose_model(tiny, "ffn", "svd", moments=moments)

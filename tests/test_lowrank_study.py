@@ -63,6 +63,18 @@ def test_sweep_rows_cache_hit_and_keys(tiny, tmp_cache):
     assert S.rank_sweep(tiny, _settings(), shifted, train_df, progress=False).attrs["path"] != sweep.attrs["path"]
 
 
+def test_sweep_skips_ranks_at_which_nothing_shrinks(tiny, tmp_cache):
+    # tiny attention matrices are 32×32: break-even 16, where a pair is exactly as large as the matrix
+    val, train_df = _frames()
+    # (FFN 64×32 breaks even at 21): "all" at 16 would keep its attention matrices as large as they were
+    settings = {**_settings(), "groups": ("attention", "ffn", "all"), "ranks": (8, 16), "methods": ("svd",),
+                "finetune": {**_settings()["finetune"], "ranks": ()}}
+    sweep = S.rank_sweep(tiny, settings, val, train_df, progress=False)
+    measured = sweep[sweep["method"] == "svd"]
+    assert sorted(zip(measured["group"], measured["rank"])) == [("all", 8), ("attention", 8), ("ffn", 8), ("ffn", 16)]
+    assert (measured["param_cut"] > 0).all()
+
+
 def test_finetuned_models_are_cached_and_keyed(tiny, tmp_cache):
     val, train_df = _frames()
     a = S.finetuned(tiny, "svd", 4, _settings(), train_df, progress=False)

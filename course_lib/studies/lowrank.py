@@ -29,6 +29,11 @@ from .. import config, data, lowrank, models, train
 from ..evaluate import quality
 
 STUDY_VERSION = 2
+"""Part of every key of this study (sweep and fine-tuned models): bump it when what they hold changes."""
+SWEEP_VERSION = 2
+"""Part of the sweep's key only: bump it when the sweep's rows change but the fine-tuned models do not
+(2: a rank at which some chosen layer would not shrink is not measured, e.g. rank 192 wherever the
+384×384 attention matrices are chosen: their break-even rank)."""
 
 
 def plan() -> dict:
@@ -165,7 +170,8 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
     teacher_key = _fingerprint(teacher)
     key = models.cache_key(kind="lowrank_sweep", teacher=teacher_key, val=_texts_key(val["text"], val["label"]),
                            calibration=_texts_key(calib), train=_texts_key(train_df["text"], train_df["label"]),
-                           settings=settings, fast=config.fast_mode(), version=STUDY_VERSION)
+                           settings=settings, fast=config.fast_mode(), version=STUDY_VERSION,
+                           sweep_version=SWEEP_VERSION)
     path = study_path(key)
     if use_cache and path.is_file():
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -185,14 +191,18 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
     combos = [(m, g, r) for m in settings["methods"] for g in groups for r in settings["ranks"]]
     bar = progress_bar(total=len(combos) + len(settings["methods"]) * len(ft["ranks"]), desc="rank sweep",
                        disable=not progress)
+    # one calibration pass for both methods (input moments of every layer), then one SVD per layer and method
+    moments = lowrank.input_moments(teacher, calib, lowrank.select_layers(teacher, "all"))
+    ready = {}  # (method, rank) -> the factorized model to fine-tune, made while its decomposition exists
     for method in settings["methods"]:
-        prepared = lowrank.decompose_model(teacher, "all", method, calib)  # one calibration pass, one SVD per layer
+        prepared = lowrank.decompose_model(teacher, "all", method, calib, moments=moments)
         for group in groups:
+            shapes = [tuple(teacher.model.get_submodule(n).weight.shape) for n in lowrank.select_layers(teacher, group)]
             for r in settings["ranks"]:
                 bar.set_postfix(method=method, group=group, rank=r)
-                limits = {n: lowrank.break_even_rank(*teacher.model.get_submodule(n).weight.shape)
-                          for n in lowrank.select_layers(teacher, group)}
-                if r > min(limits.values()):  # the layer would grow: not a compression, not measured
+                # every chosen layer must get smaller (at its break-even rank a pair is as large as the matrix,
+                # and slower): otherwise the setting is not a compression and is not measured
+                if any(lowrank.param_count(m, n, r) >= lowrank.param_count(m, n) for m, n in shapes):
                     bar.update(1)
                     continue
                 clf = lowrank.factorize_model(teacher, rank=r, layers=group, method=method, prepared=prepared)
@@ -200,16 +210,19 @@ def rank_sweep(teacher, settings: dict | None = None, val: pd.DataFrame | None =
                              **_row(teacher, clf, val, base, linear_before)})
                 del clf
                 bar.update(1)
-        # factorize what is to be fine-tuned, then free the decomposition (~0.4 GB of tensors for every
-        # layer in full mode) before training: Binder allows ~2 GB
-        ready = {r: lowrank.factorize_model(teacher, rank=r, layers=ft["group"], method=method, prepared=prepared)
-                 for r in ft["ranks"]
-                 if not models.is_cached(finetune_key(teacher_key, _texts_key(calib), method, r, settings))}
+        ready.update({(method, r): lowrank.factorize_model(teacher, rank=r, layers=ft["group"], method=method,
+                                                           prepared=prepared)
+                      for r in ft["ranks"]
+                      if not models.is_cached(finetune_key(teacher_key, _texts_key(calib), method, r, settings))})
         del prepared
-        config.release_memory()
+    # free the decompositions and moments (~0.4 GB of tensors per method in full mode) before training:
+    # Binder allows ~2 GB
+    del moments
+    config.release_memory()
+    for method in settings["methods"]:
         for r in ft["ranks"]:
             bar.set_postfix(method=method, finetune=r)
-            clf = finetuned(teacher, method, r, settings, train_df, progress=False, factorized=ready.pop(r, None))
+            clf = finetuned(teacher, method, r, settings, train_df, progress=False, factorized=ready.pop((method, r), None))
             rows.append({"group": ft["group"], "method": method, "rank": r, "finetuned": True,
                          **_row(teacher, clf, val, base, linear_before),
                          "finetune_seconds": float(clf.meta.get("finetune_seconds", float("nan")))})
