@@ -15,7 +15,9 @@ machines timings.json was recorded on (course_lib.timings.machine_speed) or how 
 (load average / cores), whichever is larger; --timeout-scale sets the factor instead. A cell that reaches it
 while its kernel is still computing is reported as "slow". A *stalled* kernel — no output and no CPU use by the
 kernel process (and its children) for --stall-timeout seconds (default 300) — is interrupted (then killed if it
-does not stop) long before that, and reported as "stalled".
+does not stop) long before that, and reported as "stalled". Before the interrupt, the kernel is asked for the
+Python stack of every thread (``faulthandler`` on SIGUSR1, installed when the kernel starts): it is printed
+and saved next to the executed notebook as ``<name>.stall.txt``, so a stall says where it waited.
 """
 
 from __future__ import annotations
@@ -174,8 +176,10 @@ class Watchdog(Background):
     """A thread that polls a :class:`CellWatch` and stops a stalled kernel: SIGINT (KeyboardInterrupt in the
     cell), then, ``grace_s`` later if still stalled, kills it (nbclient then reports a dead kernel)."""
 
-    def __init__(self, watch: CellWatch, pid: int, poll_s: float | None = None, grace_s: float | None = None):
-        self.watch, self.pid = watch, pid
+    def __init__(self, watch: CellWatch, pid: int, poll_s: float | None = None, grace_s: float | None = None,
+                 stack_file: Path | None = None):
+        self.watch, self.pid, self.stack_file = watch, pid, stack_file
+        self.stacks: str | None = None  # the kernel's thread stacks when it stalled (see dump_stacks)
         self.poll_s, self.grace_s = poll_s or POLL_S, grace_s or GRACE_S
         self.stalled: str | None = None  # the description, once the kernel was stopped for stalling
         self._interrupted_at: float | None = None
@@ -188,7 +192,11 @@ class Watchdog(Background):
                 continue
             if self._interrupted_at is None:
                 self.stalled = self.watch.describe()
+                self.stacks = dump_stacks(self.pid, self.stack_file)
                 print(f"    {self.stalled}: interrupting the kernel", flush=True)
+                if self.stacks:
+                    print("    where the kernel's threads were waiting:\n"
+                          + "\n".join(f"      {line}" for line in self.stacks.splitlines()), flush=True)
                 self._interrupted_at = time.monotonic()
                 _signal(self.pid, signal.SIGINT)
             elif time.monotonic() - self._interrupted_at > self.grace_s:
@@ -196,6 +204,28 @@ class Watchdog(Background):
                 _signal(self.pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
                 self._interrupted_at = float("inf")
 
+
+
+def stack_dump_code(path: Path) -> str:
+    """Code run silently in a new kernel: on SIGUSR1, faulthandler writes every thread's Python stack to
+    ``path``. It works while the main thread is blocked in C (no GIL needed), where an interrupt does not."""
+    return (f"import faulthandler as _fh, signal as _sig\n"
+            f"_fh.register(_sig.SIGUSR1, file=open({str(path)!r}, 'w'), all_threads=True, chain=False)\n"
+            f"del _fh, _sig")
+
+
+def dump_stacks(pid: int, path: Path | None, wait_s: float = 2.0) -> str | None:
+    """Ask the kernel (``pid``) for its threads' stacks (see :func:`stack_dump_code`); the text, or None."""
+    if path is None or not hasattr(signal, "SIGUSR1"):
+        return None
+    _signal(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if path.is_file() and path.stat().st_size:
+            time.sleep(0.2)  # let it finish writing
+            return path.read_text(encoding="utf-8", errors="replace").strip() or None
+    return None
 
 
 def _signal(pid: int, sig) -> None:
@@ -241,7 +271,16 @@ def run_one(path: Path, out_dir: Path, timeout: int, html: bool, cells: bool = F
         monitor = PeakMemory(pid) if pid else None
         watch = CellWatch(lambda: kernel_cpu_seconds(pid) if pid else None, stall_s=stall_s)
         client.watch = watch
-        dog = Watchdog(watch, pid) if pid and stall_s else None
+        stack_file = None
+        if pid and stall_s and hasattr(signal, "SIGUSR1"):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stack_file = (out_dir / path.name).with_suffix(".stall.txt")
+            stack_file.unlink(missing_ok=True)
+            reply = client.wait_for_reply(client.kc.execute(stack_dump_code(stack_file), silent=True,
+                                                            store_history=False))
+            if not reply or reply["content"].get("status") != "ok":
+                stack_file = None
+        dog = Watchdog(watch, pid, stack_file=stack_file) if pid and stall_s else None
         try:
             if monitor:
                 monitor.__enter__()

@@ -106,6 +106,9 @@ def test_a_real_stalled_kernel_is_stopped_and_a_busy_one_is_not(tmp_path, monkey
     assert seconds < 60
     ran = nbformat.read(tmp_path / "out" / "stall.ipynb", as_version=4)
     assert ran.cells[0].execution_count == 1  # the busy cell ran through
+    # where it waited: every thread's Python stack, taken before the interrupt
+    stacks = (tmp_path / "out" / "stall.stall.txt").read_text()
+    assert "Thread 0x" in stacks and "in <module>" in stacks, stacks
 
 
 def test_a_real_busy_cell_at_the_timeout_is_reported_slow(tmp_path):
