@@ -17,12 +17,15 @@ while its kernel is still computing is reported as "slow". A *stalled* kernel â€
 kernel process (and its children) for --stall-timeout seconds (default 300) â€” is interrupted (then killed if it
 does not stop) long before that, and reported as "stalled". Before the interrupt, the kernel is asked for the
 Python stack of every thread (``faulthandler`` on SIGUSR1, installed when the kernel starts): it is printed
-and saved next to the executed notebook as ``<name>.stall.txt``, so a stall says where it waited.
+and saved next to the executed notebook as ``<name>.stall.txt``, so a stall says where it waited. A cell whose
+kernel went idle but whose execute_reply never arrived (seen with ipykernel 7) is taken as finished after
+30 s, with its status read from its outputs, and named in the log.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import statistics
@@ -44,6 +47,7 @@ STALL_S = 300  # no output and no kernel CPU for this long: the kernel is stalle
 IDLE_CPU = 0.05  # kernel CPU below this fraction of one core counts as idle
 POLL_S = 5.0  # how often the watchdog samples the kernel's CPU time
 GRACE_S = 30.0  # after interrupting a stalled kernel, how long to wait before killing it
+REPLY_GRACE_S = 30.0  # a cell whose kernel went idle: how long to wait for its execute_reply (see WatchedClient)
 
 
 class Background:
@@ -162,14 +166,58 @@ class CellWatch:
 
 
 class WatchedClient(NotebookClient):
-    """NotebookClient that tells its :class:`CellWatch` about every message from the kernel."""
+    """NotebookClient that tells its :class:`CellWatch` about every message from the kernel, and does not wait
+    forever for an ``execute_reply`` that never comes.
+
+    Seen in full-mode runs (ipykernel 7.4, nbclient 0.11, about one explorer cell in a few runs): the kernel ran
+    the cell, published its outputs and went *idle* on IOPub, but the reply on the shell channel never reached
+    the client, which then waits until the per-cell timeout. When the kernel has gone idle for the cell and no
+    reply came within :data:`REPLY_GRACE_S`, the cell is taken as finished: its status is read from its outputs
+    (an ``error`` output makes it an error) and the cell is listed in ``lost_replies``.
+    """
 
     watch: CellWatch | None = None
+    lost_replies: list[int] | None = None
 
     def process_message(self, msg, cell, cell_index):
         if self.watch is not None:
             self.watch.saw_output()
         return super().process_message(msg, cell, cell_index)
+
+    async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive):
+        waiting = asyncio.ensure_future(super()._async_poll_for_reply(
+            msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive))
+        idle_since = None
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=1.0)
+                if done:
+                    return waiting.result()
+                if not task_poll_output_msg.done():  # the kernel has not finished the cell's outputs
+                    continue
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= REPLY_GRACE_S:
+                    task_poll_kernel_alive.cancel()
+                    index = self.nb.cells.index(cell) if cell in self.nb.cells else -1
+                    self.lost_replies = (self.lost_replies or []) + [index]
+                    print(f"    cell {index}: the kernel went idle but its execute_reply never came "
+                          f"(waited {REPLY_GRACE_S:.0f} s): taken as finished, status from its outputs", flush=True)
+                    return synthetic_reply(msg_id, cell)
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+
+
+def synthetic_reply(msg_id: str, cell) -> dict:
+    """An ``execute_reply`` for a cell whose real reply was lost, from the outputs it produced: ``error`` if one
+    of them is an error (its ename, evalue, traceback), else ``ok``."""
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    content = {"status": "ok", "execution_count": cell.get("execution_count")}
+    if errors:
+        content = {"status": "error", "execution_count": cell.get("execution_count"), "ename": errors[-1].get("ename", ""),
+                   "evalue": errors[-1].get("evalue", ""), "traceback": errors[-1].get("traceback", [])}
+    return {"parent_header": {"msg_id": msg_id}, "msg_type": "execute_reply", "header": {"msg_type": "execute_reply"},
+            "metadata": {}, "content": content}
 
 
 class Watchdog(Background):

@@ -119,3 +119,27 @@ def test_a_real_busy_cell_at_the_timeout_is_reported_slow(tmp_path):
     _, _, error = rn.run_one(path, tmp_path / "out", timeout=3, html=False, stall_s=60)
     assert error is not None and error.startswith("slow: cell 0 was still computing"), error
     assert "per-cell timeout 3 s" in error
+
+
+def test_a_lost_execute_reply_after_the_kernel_went_idle_does_not_hang_the_run(tmp_path, monkeypatch, capsys):
+    # nbclient's own wait for the shell reply never returns (as when the reply is lost); the kernel still
+    # publishes each cell's outputs and goes idle, so the runner takes the cell as finished, status from outputs
+    import asyncio
+
+    from nbclient import NotebookClient
+
+    async def never(self, *args, **kwargs):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(NotebookClient, "_async_poll_for_reply", never)
+    monkeypatch.setattr(rn, "REPLY_GRACE_S", 0.5)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 41 + 1\nprint(x)"),
+                                         nbformat.v4.new_code_cell("raise ValueError('boom')")])
+    path = tmp_path / "lost.ipynb"
+    nbformat.write(nb, path)
+    seconds, _, error = rn.run_one(path, tmp_path / "out", timeout=120, html=False, stall_s=60)
+    assert seconds < 60
+    assert error is not None and "boom" in error, error  # the error output still fails the notebook
+    ran = nbformat.read(tmp_path / "out" / "lost.ipynb", as_version=4)
+    assert ran.cells[0].outputs[0]["text"] == "42\n"
+    assert capsys.readouterr().out.count("its execute_reply never came") == 2
