@@ -104,6 +104,25 @@ def test_finetuning_with_frozen_embeddings_trains_only_the_encoder(tiny, tmp_cac
     assert all(p.requires_grad for p in tiny.model.parameters())
 
 
+def test_finetuning_passes_the_micro_batch_cap_and_keys_it(tiny, tmp_cache, monkeypatch):
+    seen = []
+    real = S.train.fine_tune
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("max_tokens"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(S.train, "fine_tune", spy)
+    val, train_df = _frames()
+    settings = _settings()
+    capped = S.finetuned(tiny, "svd", 4, {**settings, "finetune": {**settings["finetune"], "max_tokens": 16}},
+                         train_df, progress=False)
+    plain = S.finetuned(tiny, "svd", 4, settings, train_df, progress=False)
+    assert seen == [16, S.train.MAX_TOKENS_PER_STEP]
+    assert capped.meta["key"] != plain.meta["key"]
+    assert S.plan()["finetune"]["max_tokens"] == 1024
+
+
 def test_largest_cut_picks_the_largest_cut_within_the_drop():
     rows = pd.DataFrame([
         {"group": "none", "method": "teacher", "rank": None, "finetuned": False, "f1": 0.95, "f1_drop": 0.0, "param_cut": 0.0},
