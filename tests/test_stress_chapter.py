@@ -152,9 +152,17 @@ def test_paired_bootstrap_checker_passes_the_reference_and_names_mistakes():
         return np.full(n_boot, f1_score(b, y) - f1_score(a, y))
 
     assert "resample the messages" in exercise.check_paired_bootstrap(no_resampling)
+
+    def half_resamples(y, a, b, n_boot=1000, seed=0):
+        y, a, b = map(np.asarray, (y, a, b))
+        rng = np.random.default_rng(seed)
+        idx = [rng.integers(0, len(y), len(y) // 2) for _ in range(n_boot)]
+        return np.array([f1_score(y[i], b[i], zero_division=0) - f1_score(y[i], a[i], zero_division=0) for i in idx])
+
+    assert "all n, with replacement" in exercise.check_paired_bootstrap(half_resamples)
     assert "seed argument is not used" in exercise.check_paired_bootstrap(
         lambda y, a, b, n_boot=1000, seed=0: exercise.reference_paired_bootstrap(y, a, b, n_boot, 0))
-    assert "500 numbers" in exercise.check_paired_bootstrap(lambda y, a, b, n_boot=1000, seed=0: np.zeros(10))
+    assert "200 numbers" in exercise.check_paired_bootstrap(lambda y, a, b, n_boot=1000, seed=0: np.zeros(10))
 
 
 def test_perturbation_checker_passes_the_reference_and_names_mistakes():
