@@ -359,6 +359,8 @@ def run_one(path: Path, out_dir: Path, timeout: int, html: bool, cells: bool = F
             if monitor:
                 monitor.__exit__()
                 peak = monitor.peak_mb
+    if stack_file is not None and stack_file.is_file() and not stack_file.stat().st_size:
+        stack_file.unlink()  # nothing stalled: no empty <notebook>.stall.txt left next to the output
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)

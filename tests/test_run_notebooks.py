@@ -119,6 +119,7 @@ def test_a_real_busy_cell_at_the_timeout_is_reported_slow(tmp_path):
     _, _, error = rn.run_one(path, tmp_path / "out", timeout=3, html=False, stall_s=60)
     assert error is not None and error.startswith("slow: cell 0 was still computing"), error
     assert "per-cell timeout 3 s" in error
+    assert not (tmp_path / "out" / "slow.stall.txt").exists()  # nothing stalled: no empty stack dump left behind
 
 
 def test_a_lost_execute_reply_after_the_kernel_went_idle_does_not_hang_the_run(tmp_path, monkeypatch, capsys):
