@@ -67,6 +67,25 @@ def test_sparsity_explorer_responds(shown):
     plt.close("all")
 
 
+def test_sparsity_explorer_histogram_of_removed_weights_is_inside_the_layers(monkeypatch):
+    from matplotlib.patches import StepPatch
+
+    figures = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: figures.append(plt.gcf()))
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(64, 32, generator=gen)
+    explorers.sparsity_explorer(fake_sweep(), weight, initial_sparsity=50, initial_method="magnitude_layer")
+    steps = [p for ax in figures[-1].axes for p in ax.patches if isinstance(p, StepPatch)]
+    assert len(steps) == 2  # every weight of the layer, and the removed ones
+    everything, gone = (p.get_data().values for p in steps)
+    assert weight.numel() - 3 <= everything.sum() <= weight.numel()  # the range ends at 1.1 x the 99.9 % quantile of |w|
+    assert np.all(gone <= everything) and 0 < gone.sum() < everything.sum()
+    middle = len(gone) // 2
+    assert gone[middle - 2:middle + 2].tolist() == everything[middle - 2:middle + 2].tolist()  # smallest |w| all gone
+    assert gone[:10].sum() == 0 and gone[-10:].sum() == 0  # the largest |w| all kept
+    plt.close("all")
+
+
 def test_sparsity_explorer_refuses_an_incomplete_sweep():
     sweep = fake_sweep()
     with pytest.raises(ValueError, match="no rows for"):
