@@ -106,12 +106,14 @@ def rank_explorer(sweep: pd.DataFrame, initial_rank: int = 64) -> Explorer:
         axes[1].set(xlabel="rank", ylabel=f"parameters of the {values['group']} layers (M)", title="parameters",
                     xlim=(0, max(lowrank.break_even_rank(m, n) for m, n in shapes) * 1.4))
         axes[2].set(xlabel="rank", ylabel="relative error", title="reconstruction error (one-shot)", ylim=(0, 1.05))
-        for ax in axes:
+        # legends in fixed corners where the curves are not ("best" searches every point of every line, each redraw):
+        # F1 drop and errors fall with the rank, parameters grow with it
+        for ax, corner in zip(axes, ("upper right", "upper left", "upper right")):
             ax.axvline(values["rank"], color="black", lw=1, alpha=0.6)  # the slider; the readout names the nearest measured rank
             if row is not None and int(row["rank"]) != values["rank"]:
                 ax.axvline(row["rank"], color="black", lw=1, alpha=0.3, ls="--")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
+            ax.legend(fontsize=7, loc=corner)
+        fig.subplots_adjust(left=0.06, right=0.97, bottom=0.15, top=0.9, wspace=0.45)  # no tight_layout pass
         return fig
 
     text = (f"Rank explorer over {len(sweep) - 1} measured settings ({', '.join(groups)}; ranks {ranks}); move the "
