@@ -10,9 +10,14 @@ factorization (chapter 05) both walk the model this way, so they support the sam
 
 Anything else (GPT-2's ``Conv1D``, a plain module, a layer already replaced by something that is not
 a ``torch.nn.Linear``) raises ``TypeError`` saying what is supported.
+
+What a layer receives: :func:`feed_inputs` (hooks), :func:`calibration_inputs` (the inputs themselves) and
+:func:`input_moments` (their second moment and mean, for data-aware factorization in chapter 05).
 """
 
 from __future__ import annotations
+
+from typing import Iterable, Sequence
 
 import torch
 
@@ -117,3 +122,35 @@ def feed_inputs(clf: TextClassifier, texts: list[str], modules: dict, on_input, 
         for hook in hooks:
             hook.remove()
         model.train(was_training)
+
+
+def _feed(clf: TextClassifier, texts: Sequence[str], names: Iterable[str], on_input) -> None:
+    """Call ``on_input(name, x)`` with each named layer's inputs on ``texts``, x (tokens, in), non-padding only."""
+    from .data import check_texts
+
+    texts = check_texts(texts)
+    if not texts:
+        raise ValueError("Calibration needs at least one text.")
+    with torch.inference_mode():
+        feed_inputs(clf, texts, {n: clf.model.get_submodule(n) for n in names}, on_input)
+
+
+def calibration_inputs(clf: TextClassifier, texts: Sequence[str], names: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Inputs each named layer receives on ``texts``: name → float32 tensor (non-padding tokens, in_features)."""
+    parts: dict[str, list] = {n: [] for n in names}
+    _feed(clf, texts, parts, lambda n, x: parts[n].append(x.float()))
+    return {n: torch.cat(p) for n, p in parts.items()}
+
+
+def input_moments(clf: TextClassifier, texts: Sequence[str], names: Iterable[str]) -> dict[str, dict]:
+    """Per named layer: ``cov`` = E[x xᵀ] (in × in, float64, uncentred), ``mean`` = E[x] (in,), ``tokens`` (count)."""
+    acc: dict[str, dict] = {n: {"cov": 0.0, "mean": 0.0, "tokens": 0} for n in names}
+
+    def add(n, x):  # each batch's Gram matrix in float32 (twice as fast), summed in float64
+        acc[n]["cov"] = acc[n]["cov"] + (x.T.float() @ x.float()).double()
+        acc[n]["mean"] = acc[n]["mean"] + x.double().sum(0)
+        acc[n]["tokens"] += x.shape[0]
+
+    _feed(clf, texts, acc, add)
+    return {n: {"cov": a["cov"] / a["tokens"], "mean": a["mean"] / a["tokens"], "tokens": a["tokens"]}
+            for n, a in acc.items()}

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import config
-from .layers import PATHS, feed_inputs
+from .layers import PATHS, calibration_inputs, input_moments  # noqa: F401 - the latter two were lowrank's; still here
 from .models import TextClassifier, derived_meta
 
 METHODS = ("svd", "whitened")
@@ -175,41 +175,6 @@ def rank_for_energy(s, energy: float) -> int:
     _check_energy(energy)
     curve = energy_curve(s)
     return int(min(np.searchsorted(curve, energy - 1e-12) + 1, len(curve)))
-
-
-# --------------------------------------------------------------------------- calibration inputs
-
-
-def _feed(clf: TextClassifier, texts: Sequence[str], names: Iterable[str], on_input) -> None:
-    """Call ``on_input(name, x)`` with each named layer's inputs on ``texts``, x (tokens, in), non-padding only."""
-    from .data import check_texts
-
-    texts = check_texts(texts)
-    if not texts:
-        raise ValueError("Calibration needs at least one text.")
-    with torch.inference_mode():
-        feed_inputs(clf, texts, {n: clf.model.get_submodule(n) for n in names}, on_input)
-
-
-def calibration_inputs(clf: TextClassifier, texts: Sequence[str], names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """Inputs each named layer receives on ``texts``: name → float32 tensor (non-padding tokens, in_features)."""
-    parts: dict[str, list] = {n: [] for n in names}
-    _feed(clf, texts, parts, lambda n, x: parts[n].append(x.float()))
-    return {n: torch.cat(p) for n, p in parts.items()}
-
-
-def input_moments(clf: TextClassifier, texts: Sequence[str], names: Iterable[str]) -> dict[str, dict]:
-    """Per named layer: ``cov`` = E[x xᵀ] (in × in, float64, uncentred), ``mean`` = E[x] (in,), ``tokens`` (count)."""
-    acc: dict[str, dict] = {n: {"cov": 0.0, "mean": 0.0, "tokens": 0} for n in names}
-
-    def add(n, x):  # each batch's Gram matrix in float32 (twice as fast), summed in float64
-        acc[n]["cov"] = acc[n]["cov"] + (x.T.float() @ x.float()).double()
-        acc[n]["mean"] = acc[n]["mean"] + x.double().sum(0)
-        acc[n]["tokens"] += x.shape[0]
-
-    _feed(clf, texts, acc, add)
-    return {n: {"cov": a["cov"] / a["tokens"], "mean": a["mean"] / a["tokens"], "tokens": a["tokens"]}
-            for n, a in acc.items()}
 
 
 def moment_output_error(layer: torch.nn.Module, pair: torch.nn.Sequential, moments: dict) -> float:
